@@ -186,6 +186,12 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--sft-schedule", default="constant")
     ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument(
+        "--sft-from",
+        default="",
+        help="a previous run's OUT: load its sft/model.pt instead of training SFT (same seed and task options, "
+        "so the tokenizer is the same; checked against the saved vocabulary size)",
+    )
     ap.add_argument("--rl-steps", type=int, default=4)
     ap.add_argument("--rl-lr", type=float, default=1e-3)
     ap.add_argument(
@@ -196,6 +202,13 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.1,
         help="RL reward shaping: -coef per invalid action (0: off)",
+    )
+    ap.add_argument("--rl-temperature", type=float, default=1.0, help="sampling temperature of the RL rollouts")
+    ap.add_argument("--ppo-epochs", type=int, default=1)
+    ap.add_argument(
+        "--dynamic-sampling",
+        action="store_true",
+        help="DAPO dynamic sampling: drop groups whose rewards are all equal and refill them",
     )
     ap.add_argument("--eval-every", type=int, default=2)
     ap.add_argument("--group-size", type=int, default=4)
@@ -290,13 +303,27 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
         output_dir=str(out / "sft"),
         tensorboard=False,
     )
-    SFTTrainer(policy, [expert_token_episode(policy, e) for e in experts], sft_cfg).train()
+    if a.sft_from:
+        state = torch.load(Path(a.sft_from) / "sft" / "model.pt", map_location="cpu")
+        want = policy.model.state_dict()
+        bad = [k for k in want if k not in state or state[k].shape != want[k].shape]
+        if bad:
+            from turngym.errors import ConfigError
+
+            raise ConfigError(
+                f"--sft-from {a.sft_from}: its model does not match this run's model/tokenizer ({bad[:3]}); "
+                "use the same --seed, --train-tasks, --expert-episodes, --tokenizer and model options"
+            )
+        policy.model.load_state_dict(state)
+    else:
+        SFTTrainer(policy, [expert_token_episode(policy, e) for e in experts], sft_cfg).train()
     t_sft = time.time() - t0
 
     sft_eval = evaluate("sft")
     sft_success = sft_eval["success"]
     log.info("after SFT: held-out %s (%.0f s)", sft_eval, time.time() - t0)
     sft_state = copy.deepcopy(policy.model.state_dict())
+    (out / "sft").mkdir(parents=True, exist_ok=True)
     torch.save(sft_state, out / "sft" / "model.pt")
     results: dict[str, Any] = {
         "env": ENV_ID,
@@ -329,6 +356,9 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
             max_new_tokens=a.max_new_tokens,
             advantage=algo,
             lr=a.rl_lr,
+            temperature=a.rl_temperature,
+            ppo_epochs=a.ppo_epochs,
+            dynamic_sampling=a.dynamic_sampling,
             mini_batch_size=8,
             micro_batch_size=8,
             eval_every=a.eval_every,
