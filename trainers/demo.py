@@ -203,7 +203,9 @@ def parser() -> argparse.ArgumentParser:
         default=0.1,
         help="RL reward shaping: -coef per invalid action (0: off)",
     )
-    ap.add_argument("--rl-temperature", type=float, default=1.0, help="sampling temperature of the RL rollouts")
+    ap.add_argument(
+        "--rl-temperature", type=float, default=1.0, help="sampling temperature of the RL rollouts"
+    )
     ap.add_argument("--ppo-epochs", type=int, default=1)
     ap.add_argument(
         "--dynamic-sampling",
