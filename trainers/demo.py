@@ -106,9 +106,9 @@ def evaluate_policy(
     max_turns: int,
     log_to: Path | None = None,
 ) -> dict[str, float]:
-    """Greedy evaluation over the given tasks (the same tasks at every evaluation): `success` rate and
+    """Greedy evaluation over the given tasks (the same tasks at every evaluation): `success` rate,
     `valid_action_rate` (share of turns the env accepted as a valid action: the action grammar and names of
-    places/objects that exist, whether or not they help).
+    places/objects that exist, whether or not they help) and `cost` (mean summed named cost per episode).
 
     `log_to`: append one JSON line per episode (task, actions, success) to that file."""
     from turngym.agents.engine import RolloutEngine
@@ -127,9 +127,11 @@ def evaluate_policy(
                     )
         turns = sum(len(e.infos) for e in eps)
         invalid = sum(bool(i.get("invalid_action")) for e in eps for i in e.infos)
+        costs = [sum((e.infos[-1].get("total_cost") or {}).values()) if e.infos else 0.0 for e in eps]
         return {
             "success": sum(bool(e.success) for e in eps) / max(1, len(eps)),
             "valid_action_rate": 1.0 - invalid / max(1, turns),
+            "cost": sum(costs) / max(1, len(costs)),
         }
     finally:
         policy.temperature = temp
@@ -145,6 +147,60 @@ def episode_texts(episodes: list[Any]) -> list[str]:
         for s in e.steps:
             texts += [s.action, s.observation]
     return texts
+
+
+ALGOS = {
+    "grpo": "GRPO (env reward = success, invalid-action penalty)",
+    "drgrpo": "Dr. GRPO advantages",
+    "rloo": "RLOO advantages",
+    "gigpo": "GiGPO (episode + step-level advantages over obs_key anchor states)",
+    "hc_grpo": "HC-GRPO: R = success - hc_lam * sum of named costs (ESearch-R1)",
+    "spa": "SPA-RL progress rewards (frozen-policy estimator) with GiGPO step credit",
+    "opd": "on-policy distillation from --teacher (no env reward)",
+    "tcod": "OPD with TCOD's depth curriculum (--tcod-every)",
+}
+
+
+def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None) -> dict[str, Any]:
+    """The GRPOConfig fields that select one `--algos` entry: advantage estimator, reward shapers, extra advantages.
+
+    Every entry keeps the invalid-action penalty (`--invalid-penalty`), so the arms differ only in the method."""
+    from turngym.errors import ConfigError
+
+    if algo not in ALGOS:
+        raise ConfigError(f"--algos: unknown {algo!r}; known: {', '.join(ALGOS)}")
+    penalty = [{"name": "invalid_penalty", "coef": a.invalid_penalty}] if a.invalid_penalty else []
+    if algo in ("grpo", "drgrpo", "rloo", "gigpo"):
+        return {"advantage": algo, "reward_shaping": penalty}
+    if algo == "hc_grpo":
+        return {"advantage": "grpo", "reward_shaping": [{"name": "hc_grpo", "lam": a.hc_lam}, *penalty]}
+    if algo == "spa":
+        return {
+            "advantage": "gigpo",
+            "reward_shaping": [*penalty, {"name": "spa", "alpha": 1.0, "beta": 0.5}],
+        }
+    if teacher is None:
+        raise ConfigError(f"--algos {algo} needs --teacher (a previous run's OUT whose sft/model.pt teaches)")
+    spec: dict[str, Any] = {"name": "opd", "teacher": teacher}
+    if algo == "tcod":
+        spec["tcod"] = {"d0": 1, "every": a.tcod_every, "d_max": a.max_turns}
+    return {"advantage": "grpo", "reward_shaping": [{"name": "zero"}], "extra_advantages": [spec]}
+
+
+def load_teacher(a: argparse.Namespace, policy: Any) -> Any:
+    """The teacher for `opd`/`tcod`: the same architecture and tokenizer as the student, weights from
+    `--teacher`/sft/model.pt (or `--teacher`/<algo>/model.pt via `--teacher-file`), scored by `CausalLMScorer`."""
+    import torch
+
+    from turngym.trainers.distill import CausalLMScorer
+
+    model = copy.deepcopy(policy.model)
+    path = Path(a.teacher)
+    if path.is_dir():
+        path = path / "sft" / "model.pt"
+    model.load_state_dict(torch.load(path, map_location="cpu"))
+    model.eval()
+    return CausalLMScorer(model, batch_size=16, pad_id=policy.tokenizer.pad_token_id or 0)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -207,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
         "--rl-temperature", type=float, default=1.0, help="sampling temperature of the RL rollouts"
     )
     ap.add_argument("--ppo-epochs", type=int, default=1)
+    ap.add_argument("--rl-mini-batch", type=int, default=8, help="episodes per RL optimizer step")
     ap.add_argument(
         "--dynamic-sampling",
         action="store_true",
@@ -219,7 +276,17 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--algos", default="grpo")
+    ap.add_argument(
+        "--algos",
+        default="grpo",
+        help="comma-separated, each from the same SFT weights: "
+        + "; ".join(f"{k}: {v}" for k, v in ALGOS.items()),
+    )
+    ap.add_argument("--hc-lam", type=float, default=1.0, help="hc_grpo: the cost weight lambda")
+    ap.add_argument(
+        "--teacher", default="", help="opd/tcod: a previous run's OUT (its sft/model.pt) or a model.pt file"
+    )
+    ap.add_argument("--tcod-every", type=int, default=5, help="tcod: RL steps per extra turn of depth")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--threads",
@@ -337,31 +404,30 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
         "untrained": untrained,
         "sft_success": sft_success,
         "sft_valid_action_rate": sft_eval["valid_action_rate"],
+        "sft_cost": sft_eval["cost"],
         "argv": argv,
         "args": vars(a),
         "runs": {},
     }
     curves: dict[str, list[tuple[int, float]]] = {}
+    teacher = load_teacher(a, policy) if a.teacher else None
     for algo in [s.strip() for s in a.algos.split(",") if s.strip()]:
         policy.model.load_state_dict(sft_state)
         cfg = GRPOConfig(
             env_id=ENV_ID,
             env_kwargs={**env_kwargs, "lam": a.rl_lam},
-            reward_shaping=[{"name": "invalid_penalty", "coef": a.invalid_penalty}]
-            if a.invalid_penalty
-            else [],
+            **algo_pieces(algo, a, teacher),
             split="train",
             steps=a.rl_steps,
             tasks_per_step=a.tasks_per_step,
             group_size=a.group_size,
             max_turns=a.max_turns,
             max_new_tokens=a.max_new_tokens,
-            advantage=algo,
             lr=a.rl_lr,
             temperature=a.rl_temperature,
             ppo_epochs=a.ppo_epochs,
             dynamic_sampling=a.dynamic_sampling,
-            mini_batch_size=8,
+            mini_batch_size=a.rl_mini_batch,
             micro_batch_size=8,
             eval_every=a.eval_every,
             seed=a.seed,
@@ -385,6 +451,7 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
             "gain_points": 100 * (final - sft_success),
             "best_success": best,
             "final_valid_action_rate": last["valid_action_rate"],
+            "final_cost": last["cost"],
             "curve": curve,
             "train_success": [r.get("success") for r in recs if "success" in r],
             "seconds": time.time() - t1,
@@ -411,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     for algo, r in res["runs"].items():
         print(
             f"  after {algo}: {r['final_success']:.3f} ({r['gain_points']:+.1f} points; best {r['best_success']:.3f};"
-            f" valid actions {r['final_valid_action_rate']:.3f})"
+            f" valid actions {r['final_valid_action_rate']:.3f}; cost {r['final_cost']:.3f})"
         )
     print(f"  total {res['total_seconds']:.0f} s; metrics and learning_curve.png under {a.out}")
     return 0

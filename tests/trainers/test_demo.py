@@ -60,6 +60,40 @@ def test_demo_runs_sft_then_grpo_and_writes_results(tmp_path, capsys):
     assert (out / "grpo" / "metrics.jsonl").is_file()
     assert "after SFT" in capsys.readouterr().out
 
+    # the same SFT weights again (--sft-from), then HC-GRPO and TCOD with the SFT model as the teacher
+    out2 = tmp_path / "demo2"
+    argv2 = [a if a != str(out) else str(out2) for a in argv]
+    argv2 += ["--sft-from", str(out), "--teacher", str(out), "--algos", "hc_grpo,tcod"]
+    assert demo.main(argv2) == 0
+    res2 = json.loads((out2 / "results.json").read_text())
+    assert res2["sft_success"] == res["sft_success"] and res2["sft_cost"] == res["sft_cost"]
+    assert set(res2["runs"]) == {"hc_grpo", "tcod"}
+    assert (out2 / "hc_grpo" / "rewards.jsonl").is_file()
+    kl = [json.loads(x) for x in (out2 / "tcod" / "distill.jsonl").read_text().splitlines()]
+    # the teacher is the student's own starting point: the first step's reverse KL is ~0
+    assert kl and kl[0]["step"] == 0 and kl[0]["depth"] == 1 and abs(kl[0]["kl"]) < 1e-4
+
+
+def test_algo_pieces_select_the_methods():
+    a = demo.parser().parse_args(["--hc-lam", "0.5", "--invalid-penalty", "0.1", "--tcod-every", "3"])
+    pen = {"name": "invalid_penalty", "coef": 0.1}
+    assert demo.algo_pieces("gigpo", a) == {"advantage": "gigpo", "reward_shaping": [pen]}
+    assert demo.algo_pieces("hc_grpo", a) == {
+        "advantage": "grpo",
+        "reward_shaping": [{"name": "hc_grpo", "lam": 0.5}, pen],
+    }
+    spa = demo.algo_pieces("spa", a)
+    assert spa["advantage"] == "gigpo" and spa["reward_shaping"][-1]["name"] == "spa"
+    tcod = demo.algo_pieces("tcod", a, teacher="T")
+    assert tcod["reward_shaping"] == [{"name": "zero"}]
+    assert tcod["extra_advantages"] == [
+        {"name": "opd", "teacher": "T", "tcod": {"d0": 1, "every": 3, "d_max": 5}}
+    ]
+    with pytest.raises(ValueError, match="needs --teacher"):
+        demo.algo_pieces("opd", a)
+    with pytest.raises(ValueError, match="unknown 'ppo'"):
+        demo.algo_pieces("ppo", a)
+
 
 @pytest.mark.slow
 def test_sft_learns_valid_actions_on_held_out_tasks(tmp_path, one_thread):
