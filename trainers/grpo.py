@@ -234,7 +234,11 @@ class GRPOTrainer:
 
     def hook_context(self) -> hooks.HookContext:
         return hooks.HookContext(
-            step=self.step, config=self.config, model=self.model, tokenizer=self.tokenizer
+            step=self.step,
+            config=self.config,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            engine=self.engine,
         )
 
     # ---- rollouts -------------------------------------------------------------------------------------------

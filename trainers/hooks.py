@@ -28,13 +28,15 @@ from turngym.errors import UnknownNameError
 
 @dataclass
 class HookContext:
-    """What a hook may read: the training step, the config, the policy being trained (nn.Module) and its tokenizer."""
+    """What a hook may read: the training step, the config, the policy being trained (nn.Module), its tokenizer and
+    the trainer's rollout engine (SLIM plays its validation batches and sets the skills prompt through it)."""
 
     step: int
     config: Any
     model: Any = None
     tokenizer: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    engine: Any = None
 
 
 RewardShaper = Callable[[list, HookContext], list[list[float]]]

@@ -271,6 +271,109 @@ def slim_hook(
     return shaper
 
 
+def make_slim(
+    bank: str = "",
+    val_tasks: int = 8,
+    val_split: str | None = None,
+    val_seed: int = 0,
+    k: int = 3,
+    writer: str = "expert",
+    every: int = 10,
+    delta: float = 0.0,
+    min_exposure: int = 20,
+    fail_rate: float = 0.5,
+    window: int = 16,
+    min_failures: int = 4,
+    max_skills: int = 16,
+    state_file: str | None = "slim_state.json",
+) -> Callable[..., list[list[float]]]:
+    """Hook factory (config `reward_shaping: [{name: slim, bank: skills.json, val_tasks: 8, every: 10, ...}]`): SLIM
+    selected from a config or the CLI, inside `GRPOTrainer`.
+
+    At the first group it builds, from the trainer's context: the skill bank (`bank`: a `SkillBank` JSON file, or
+    empty), the rollout engine's prompt hook `PromptContext(skills=bank, k)` (training rollouts see the active skills),
+    the validation batch (the first `val_tasks` tasks of `val_split`, default the training split, seed `val_seed`:
+    common random numbers for every leave-one-out subset), the writer (`expert`: `ExpertPlanWriter` on the trainer's
+    env; `none`: no expansion) and a `SlimManager` with the `SlimConfig` fields given here. Writes into the run's
+    output_dir: `skills.jsonl` (history), `skills.png` (plot), and after each lifecycle update `skills_bank.json` +
+    `state_file` (records, history), from which a resumed run continues.
+    """
+    cfg = SlimConfig(every, delta, min_exposure, fail_rate, window, min_failures, max_skills)
+    if writer not in ("expert", "none"):
+        raise ConfigError(f"slim: writer must be 'expert' or 'none', got {writer!r}")
+    if val_tasks < 1:
+        raise ConfigError(f"slim: val_tasks must be >= 1, got {val_tasks}")
+    live: dict[str, Any] = {}
+
+    def build(ctx: Any) -> None:
+        import gymnasium as gym
+
+        from turngym.agents.memory import PromptContext, Skill, SkillBank
+
+        engine = getattr(ctx, "engine", None)
+        tcfg = getattr(ctx, "config", None)
+        if engine is None or tcfg is None or not getattr(tcfg, "env_id", ""):
+            raise ConfigError(
+                "slim: needs the trainer's rollout engine and env_id (use it inside GRPOTrainer)"
+            )
+        out = Path(getattr(tcfg, "output_dir", ".") or ".")
+        state_path = out / state_file if state_file else None
+        resumed = state_path is not None and state_path.exists() and (out / "skills_bank.json").exists()
+        skills = (
+            SkillBank.load(out / "skills_bank.json")
+            if resumed
+            else (SkillBank.load(bank) if bank else SkillBank())
+        )
+        if engine.prompt_hook is not None:
+            log.warning("slim: replacing the engine's prompt_hook with the skill bank's PromptContext")
+        engine.prompt_hook = PromptContext(skills=skills, k=k)
+        split = val_split or tcfg.split
+        env = gym.make(tcfg.env_id, **tcfg.env_kwargs)
+        try:
+            ids = list(env.unwrapped.load_task_pack(None).task_ids(split))[:val_tasks]
+        finally:
+            env.close()
+        wr = ExpertPlanWriter(tcfg.env_id, Skill, tcfg.env_kwargs) if writer == "expert" else None
+        manager = SlimManager(skills, cfg, wr, history_path=None if resumed else out / "skills.jsonl")
+        if resumed:
+            manager.load_state_dict(json.loads(state_path.read_text()))
+            log.info("slim: state loaded from %s (%d active skills)", state_path, len(skills.skills))
+        manager.history_path = out / "skills.jsonl"
+        live.update(
+            manager=manager,
+            bank=skills,
+            out=out,
+            state_path=state_path,
+            evaluate=engine_evaluator(engine, skills, ids, seed=val_seed, split=split, k=k),
+        )
+
+    def shaper(group: Sequence[Any], ctx: Any = None) -> list[list[float]]:
+        if not live:
+            build(ctx)
+        manager: SlimManager = live["manager"]
+        step = int(getattr(ctx, "step", 0))
+        if live.get("last_step") != step:
+            live["last_step"] = step
+            rep = manager.update(step, live["evaluate"])
+            if rep["ran"]:
+                log.info(
+                    "SLIM step %d: active %s, retired %s, added %s",
+                    step,
+                    rep["active"],
+                    rep["retired"],
+                    rep["added"],
+                )
+                live["bank"].save(live["out"] / "skills_bank.json")
+                if live["state_path"] is not None:
+                    live["state_path"].write_text(json.dumps(manager.state_dict()))
+                plot_history(manager.history, live["out"] / "skills.png")
+        manager.observe(group)
+        return [list(map(float, ep.rewards)) for ep in group]
+
+    shaper.slim = live  # type: ignore[attr-defined]  # the live manager and bank, for inspection
+    return shaper
+
+
 # ---- writers: where a new skill comes from ---------------------------------------------------------------------
 def _actions(ep: Any) -> list[str]:
     if getattr(ep, "steps", None):
@@ -410,3 +513,12 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _register() -> None:
+    from turngym.trainers import hooks
+
+    hooks.REWARD_SHAPERS["slim"] = make_slim
+
+
+_register()

@@ -156,3 +156,66 @@ def test_engine_evaluator_and_hook_in_a_run():
         assert hook(group, SimpleNamespace(step=step)) == [[0.0, 1.0]]
     assert slim.active == ["a"]  # b: Δ = 0 after 2 steps of exposure -> retired at step 2
     assert [r["event"] for r in slim.history if r["skill"] == "b"] == ["added", "valued", "retired"]
+
+
+@pytest.mark.slow
+def test_slim_from_the_config_in_a_grpo_run_and_resumed(lock_id, tmp_path):
+    """`reward_shaping: [{name: slim, ...}]` (config/CLI): inside GRPOTrainer on a real env the shaper builds the bank
+    from a JSON file, puts it in the engine's prompt, values and retires skills on the validation batch, expands a
+    failing task type from the expert's plan, and persists bank + state so a second run continues from them."""
+    import json
+
+    from turngym.agents.backends.tiny import tiny_policy
+    from turngym.agents.memory import PromptContext
+    from turngym.trainers.config import GRPOConfig, load_config
+    from turngym.trainers.grpo import GRPOTrainer
+
+    Bank([Skill("noise-1", "unrelated", "hum"), Skill("noise-2", "unrelated", "whistle")]).save(
+        tmp_path / "b.json"
+    )
+    spec = {"name": "slim", "bank": str(tmp_path / "b.json"), "val_tasks": 2, "every": 1, "min_exposure": 1}
+    spec |= {"window": 2, "min_failures": 1, "fail_rate": 0.0, "max_skills": 4}
+    out = tmp_path / "run"
+    cfg = load_config(GRPOConfig, None, [f"reward_shaping=[{json.dumps(spec)}]"])
+    assert cfg.reward_shaping == [spec]
+
+    def run(steps):
+        c = GRPOConfig(
+            env_id=lock_id, steps=steps, tasks_per_step=1, group_size=2, max_turns=2, max_new_tokens=4,
+            mini_batch_size=2, micro_batch_size=2, output_dir=str(out), progress=False, tensorboard=False,
+            plot=False, num_envs=4, reward_shaping=[spec],
+        )  # fmt: skip
+        tr = GRPOTrainer(tiny_policy(max_new_tokens=4), config=c)
+        tr.train()
+        return tr
+
+    tr = run(2)  # steps 0, 1: the lifecycle update runs at step 1
+    live = tr.shapers[0].slim
+    assert isinstance(tr.engine.prompt_hook, PromptContext) and tr.engine.prompt_hook.skills is live["bank"]
+    hist = read_history(out / "skills.jsonl")
+    # the untrained policy fails with and without each skill: Δ = 0 <= δ after 1 step -> both retired
+    assert [(r["event"], r["skill"]) for r in hist if r["skill"].startswith("noise")] == [
+        ("added", "noise-1"), ("added", "noise-2"), ("valued", "noise-1"), ("retired", "noise-1"),
+        ("valued", "noise-2"), ("retired", "noise-2"),
+    ]  # fmt: skip
+    added = [r for r in hist if r["event"] == "added" and r.get("source") == "train"]
+    assert len(added) == 1 and added[0]["step"] == 1  # the failing type 'train' got the expert's plan
+    plan = live["bank"].skills[added[0]["skill"]].body
+    assert plan.startswith("1. try ") and plan.endswith("open")
+    assert set(json.loads((out / "slim_state.json").read_text())["records"]) == {added[0]["skill"]}
+    assert (out / "skills.png").stat().st_size > 1000
+    saved = json.loads((out / "skills_bank.json").read_text())
+    assert [s["name"] for s in saved] == [added[0]["skill"]]
+
+    tr2 = GRPOTrainer(tiny_policy(max_new_tokens=4), config=replace_steps(tr.config, 1))
+    tr2.rollout()  # shapes step 0's group: builds from the saved state, no new "added" event for the loaded skill
+    live2 = tr2.shapers[0].slim
+    assert list(live2["bank"].skills) == [added[0]["skill"]]
+    assert live2["manager"].history == live["manager"].history
+    assert read_history(out / "skills.jsonl") == hist
+
+
+def replace_steps(cfg, steps):
+    from dataclasses import replace
+
+    return replace(cfg, steps=steps)
