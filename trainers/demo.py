@@ -105,18 +105,22 @@ def evaluate_policy(
     seed: int,
     max_turns: int,
     log_to: Path | None = None,
+    prompt_hook: Any = None,
 ) -> dict[str, float]:
     """Greedy evaluation over the given tasks (the same tasks at every evaluation): `success` rate,
     `valid_action_rate` (share of turns the env accepted as a valid action: the action grammar and names of
     places/objects that exist, whether or not they help) and `cost` (mean summed named cost per episode).
 
-    `log_to`: append one JSON line per episode (task, actions, success) to that file."""
+    `log_to`: append one JSON line per episode (task, actions, success) to that file. `prompt_hook`: the engine's
+    prompt hook (e.g. SLIM's skill bank), so the evaluated agent sees what the trained one saw."""
     from turngym.agents.engine import RolloutEngine
 
     temp = policy.temperature
     policy.temperature = 0.0
     try:
-        with RolloutEngine(policy, ENV_ID, env_kwargs=env_kwargs, num_envs=16, max_turns=max_turns) as eng:
+        with RolloutEngine(
+            policy, ENV_ID, env_kwargs=env_kwargs, num_envs=16, max_turns=max_turns, prompt_hook=prompt_hook
+        ) as eng:
             eps = eng.collect(task_ids, group_size=1, seed=seed, split=split)
         if log_to is not None:
             with open(log_to, "a") as fh:
@@ -156,6 +160,7 @@ ALGOS = {
     "gigpo": "GiGPO (episode + step-level advantages over obs_key anchor states)",
     "hc_grpo": "HC-GRPO: R = success - hc_lam * sum of named costs (ESearch-R1)",
     "spa": "SPA-RL progress rewards (frozen-policy estimator) with GiGPO step credit",
+    "slim": "GRPO with SLIM's skill lifecycle (skills in the prompt, valued/retired/expanded every --slim-every steps)",
     "opd": "on-policy distillation from --teacher (no env reward)",
     "tcod": "OPD with TCOD's depth curriculum (--tcod-every)",
 }
@@ -179,6 +184,15 @@ def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None) -> dict[s
             "advantage": "gigpo",
             "reward_shaping": [*penalty, {"name": "spa", "alpha": 1.0, "beta": 0.5}],
         }
+    if algo == "slim":
+        slim = {
+            "name": "slim",
+            "val_tasks": 8,
+            "every": a.slim_every,
+            "min_exposure": a.slim_every,
+            "window": 16,
+        }
+        return {"advantage": "grpo", "reward_shaping": [*penalty, slim]}
     if teacher is None:
         raise ConfigError(f"--algos {algo} needs --teacher (a previous run's OUT whose sft/model.pt teaches)")
     spec: dict[str, Any] = {"name": "opd", "teacher": teacher}
@@ -287,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
         "--teacher", default="", help="opd/tcod: a previous run's OUT (its sft/model.pt) or a model.pt file"
     )
     ap.add_argument("--tcod-every", type=int, default=5, help="tcod: RL steps per extra turn of depth")
+    ap.add_argument("--slim-every", type=int, default=5, help="slim: RL steps between lifecycle updates (K)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--threads",
@@ -347,7 +362,7 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
     else:
         policy = tiny_policy(seed=a.seed, hidden=a.hidden, layers=a.layers, max_new_tokens=a.max_new_tokens)
 
-    def evaluate(tag: str = "") -> dict[str, float]:
+    def evaluate(tag: str = "", prompt_hook: Any = None) -> dict[str, float]:
         return evaluate_policy(
             policy,
             env_kwargs,
@@ -356,6 +371,7 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
             10_000 + a.seed,
             a.max_turns,
             out / f"eval_{tag or 'rl'}.jsonl",
+            prompt_hook,
         )
 
     untrained = evaluate("untrained")
@@ -437,11 +453,15 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
             num_envs=16,
         )
         t1 = time.time()
-        recs = GRPOTrainer(policy, config=cfg, evaluator=lambda tr: evaluate()).train()
+        # the agent under evaluation is the policy plus whatever the run put in its prompt (SLIM's skill bank)
+        trainer = GRPOTrainer(
+            policy, config=cfg, evaluator=lambda tr: evaluate(prompt_hook=tr.engine.prompt_hook)
+        )
+        recs = trainer.train()
         curve = [(int(r["step"]), float(r["eval_success"])) for r in recs if "eval_success" in r]
         if not curve or curve[0][0] != 0:
             curve.insert(0, (0, sft_success))
-        last = evaluate()
+        last = evaluate(prompt_hook=trainer.engine.prompt_hook)
         if curve[-1][0] != a.rl_steps:
             curve.append((a.rl_steps, last["success"]))
         final = curve[-1][1]

@@ -63,11 +63,11 @@ def test_demo_runs_sft_then_grpo_and_writes_results(tmp_path, capsys):
     # the same SFT weights again (--sft-from), then HC-GRPO and TCOD with the SFT model as the teacher
     out2 = tmp_path / "demo2"
     argv2 = [a if a != str(out) else str(out2) for a in argv]
-    argv2 += ["--sft-from", str(out), "--teacher", str(out), "--algos", "hc_grpo,tcod"]
+    argv2 += ["--sft-from", str(out), "--teacher", str(out), "--algos", "hc_grpo,tcod,slim"]
     assert demo.main(argv2) == 0
     res2 = json.loads((out2 / "results.json").read_text())
     assert res2["sft_success"] == res["sft_success"] and res2["sft_cost"] == res["sft_cost"]
-    assert set(res2["runs"]) == {"hc_grpo", "tcod"}
+    assert set(res2["runs"]) == {"hc_grpo", "tcod", "slim"}
     assert (out2 / "hc_grpo" / "rewards.jsonl").is_file()
     kl = [json.loads(x) for x in (out2 / "tcod" / "distill.jsonl").read_text().splitlines()]
     # the teacher is the student's own starting point: the first step's reverse KL is ~0
@@ -84,6 +84,8 @@ def test_algo_pieces_select_the_methods():
     }
     spa = demo.algo_pieces("spa", a)
     assert spa["advantage"] == "gigpo" and spa["reward_shaping"][-1]["name"] == "spa"
+    slim = demo.algo_pieces("slim", a)["reward_shaping"]
+    assert slim[0] == pen and slim[1]["name"] == "slim" and slim[1]["every"] == 5
     tcod = demo.algo_pieces("tcod", a, teacher="T")
     assert tcod["reward_shaping"] == [{"name": "zero"}]
     assert tcod["extra_advantages"] == [

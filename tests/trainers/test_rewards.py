@@ -244,13 +244,14 @@ def test_every_piece_is_selectable_from_cli_overrides():
         GRPOConfig,
         None,
         [
-            'reward_shaping=[{"name": "hc_grpo", "lam": 0.5, "weights": {"ask": 2}}, {"name": "otc"}, {"name": "spa"}]',
+            'reward_shaping=[{"name": "hc_grpo", "lam": 0.5, "weights": {"ask": 2}}, {"name": "otc"}, {"name": "spa"}, '
+            '{"name": "slim", "bank": "skills.json", "every": 5}]',
             'max_turns_schedule={"name": "scaling_inter_rl", "stages": "0:10,50:20,100:30"}',
             'extra_advantages=[{"name": "exopd", "teacher": "hf:/nowhere", "tcod": {"d0": 1, "every": 10}}]',
         ],
     )
     shapers = [hooks.resolve(hooks.REWARD_SHAPERS, s, "reward shaper") for s in cfg.reward_shaping]
-    assert all(callable(s) for s in shapers) and len(shapers) == 3
+    assert all(callable(s) for s in shapers) and len(shapers) == 4
     assert hooks.resolve(hooks.MAX_TURNS_SCHEDULES, cfg.max_turns_schedule, "schedule")(60) == 20
     extra = hooks.resolve(hooks.EXTRA_ADVANTAGES, cfg.extra_advantages[0], "extra advantage")
     assert callable(extra)  # the teacher loads lazily, at the first call
