@@ -1,12 +1,14 @@
-"""The longer CPU learning run: SFT on expert trajectories, then GRPO and GiGPO, held-out success before and after.
+"""The longer CPU learning run: SFT on expert trajectories, then GRPO, held-out success before and after.
 
     .venv/bin/python examples/learn_cpu.py --out runs/learn [any turngym.trainers.demo option]
 
 Same code as the short `python -m turngym.trainers.demo` (see its docstring for the env, the task subset and the
-model), with longer defaults: 2,400 generated train tasks seen twice (1,200 SFT steps of 4 episodes, with the
-context LM loss), then 20 GRPO and 20 GiGPO steps from the same SFT weights, 50 held-out tasks. Writes
-OUT/results.json and OUT/learning_curve.png. Status (docs/trainers.md, "Learning demo"): this SFT (run p9, 8 min
-here) reaches 3/50 held-out successes; 12 GRPO steps on top lost 2 of them (run p10): no RL gain yet.
+model), with longer defaults: 4,800 generated train tasks seen three times (3,600 SFT steps of 4 episodes, cosine
+lr from 3e-3, with the context LM loss), then 30 GRPO steps of 8 tasks x 8 episodes at lr 3e-5 from the SFT weights,
+all 50 held-out tasks evaluated every 5 steps. Writes OUT/results.json and OUT/learning_curve.png. Status
+(docs/trainers.md, "Runs of 2026-12-03", runs s1 + r4, about 12 min here): held-out success 0/50 untrained, 7/50
+after SFT, 6/50 after GRPO: no RL gain yet. `--sft-from OUT` reuses a finished run's SFT weights to try other RL
+options (`--algos grpo,gigpo,hc_grpo,spa,slim`, `--rl-lr`, ...).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import sys
 from turngym.trainers.demo import main
 
 FULL = [
-    "--train-tasks", "2400", "--expert-episodes", "2400", "--sft-epochs", "2", "--sft-batch", "4",
-    "--sft-lr", "3e-3", "--sft-warmup", "20", "--sft-context-loss", "1", "--rl-steps", "20", "--eval-every", "5",
-    "--eval-episodes", "0", "--group-size", "8", "--tasks-per-step", "2", "--algos", "grpo,gigpo",
+    "--train-tasks", "4800", "--expert-episodes", "4800", "--sft-epochs", "3", "--sft-batch", "4",
+    "--sft-lr", "3e-3", "--sft-warmup", "20", "--sft-schedule", "cosine", "--sft-context-loss", "1",
+    "--rl-steps", "30", "--eval-every", "5", "--eval-episodes", "0", "--group-size", "8", "--tasks-per-step", "8",
+    "--rl-mini-batch", "32", "--rl-lr", "3e-5", "--algos", "grpo",
 ]  # fmt: skip
 
 if __name__ == "__main__":
