@@ -201,18 +201,37 @@ def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None) -> dict[s
     return {"advantage": "grpo", "reward_shaping": [{"name": "zero"}], "extra_advantages": [spec]}
 
 
-def load_teacher(a: argparse.Namespace, policy: Any) -> Any:
-    """The teacher for `opd`/`tcod`: the same architecture and tokenizer as the student, weights from
-    `--teacher`/sft/model.pt (or `--teacher`/<algo>/model.pt via `--teacher-file`), scored by `CausalLMScorer`."""
+def load_weights(model: Any, src: str, option: str) -> None:
+    """Loads a demo run's weights into `model`: `src` is a run's OUT (its sft/model.pt) or a model.pt file. Every
+    tensor must match this run's model (same seed, task options, tokenizer and model size build the same one), else
+    a ConfigError names the option and the first mismatching tensors."""
     import torch
 
+    from turngym.errors import ConfigError
+
+    path = Path(src)
+    if path.is_dir():
+        path = path / "sft" / "model.pt"
+    if not path.is_file():
+        raise ConfigError(f"{option} {src}: no weights at {path}")
+    state = torch.load(path, map_location="cpu")
+    want = model.state_dict()
+    bad = [k for k in want if k not in state or state[k].shape != want[k].shape]
+    if bad:
+        raise ConfigError(
+            f"{option} {src}: its model does not match this run's model/tokenizer ({bad[:3]}); "
+            "use the same --seed, --train-tasks, --expert-episodes, --tokenizer and model options"
+        )
+    model.load_state_dict(state)
+
+
+def load_teacher(a: argparse.Namespace, policy: Any) -> Any:
+    """The teacher for `opd`/`tcod`: the student's architecture and tokenizer with the weights of `--teacher` (a run's
+    OUT or a model.pt file), scored by `CausalLMScorer`."""
     from turngym.trainers.distill import CausalLMScorer
 
     model = copy.deepcopy(policy.model)
-    path = Path(a.teacher)
-    if path.is_dir():
-        path = path / "sft" / "model.pt"
-    model.load_state_dict(torch.load(path, map_location="cpu"))
+    load_weights(model, a.teacher, "--teacher")
     model.eval()
     return CausalLMScorer(model, batch_size=16, pad_id=policy.tokenizer.pad_token_id or 0)
 
@@ -259,8 +278,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--sft-from",
         default="",
-        help="a previous run's OUT: load its sft/model.pt instead of training SFT (same seed and task options, "
-        "so the tokenizer is the same; checked against the saved vocabulary size)",
+        help="a previous run's OUT (or a model.pt): load its SFT weights instead of training SFT (same seed and "
+        "task options, so the tokenizer is the same; every tensor's shape is checked)",
     )
     ap.add_argument("--rl-steps", type=int, default=4)
     ap.add_argument("--rl-lr", type=float, default=1e-3)
@@ -389,17 +408,7 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
         tensorboard=False,
     )
     if a.sft_from:
-        state = torch.load(Path(a.sft_from) / "sft" / "model.pt", map_location="cpu")
-        want = policy.model.state_dict()
-        bad = [k for k in want if k not in state or state[k].shape != want[k].shape]
-        if bad:
-            from turngym.errors import ConfigError
-
-            raise ConfigError(
-                f"--sft-from {a.sft_from}: its model does not match this run's model/tokenizer ({bad[:3]}); "
-                "use the same --seed, --train-tasks, --expert-episodes, --tokenizer and model options"
-            )
-        policy.model.load_state_dict(state)
+        load_weights(policy.model, a.sft_from, "--sft-from")
     else:
         SFTTrainer(policy, [expert_token_episode(policy, e) for e in experts], sft_cfg).train()
     t_sft = time.time() - t0

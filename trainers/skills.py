@@ -244,12 +244,14 @@ def engine_evaluator(
 
 
 def slim_hook(
-    manager: SlimManager, evaluate: Callable[[Sequence[str]], float]
+    manager: SlimManager,
+    evaluate: Callable[[Sequence[str]], float],
+    on_update: Callable[[dict[str, Any]], None] | None = None,
 ) -> Callable[..., list[list[float]]]:
     """SLIM inside a GRPO run, as a reward-shaping hook that leaves rewards unchanged: each group is observed (failure
     tracking) and, at the first group of every K-th step, the lifecycle update runs. Register it by name:
     `hooks.REWARD_SHAPERS["slim"] = lambda: slim_hook(manager, engine_evaluator(engine, bank, val_ids))`, then
-    `reward_shaping: [{"name": "slim"}]`."""
+    `reward_shaping: [{"name": "slim"}]`. `on_update(report)` runs after each lifecycle update that ran (persistence)."""
     seen: set[int] = set()
 
     def shaper(group: Sequence[Any], ctx: Any = None) -> list[list[float]]:
@@ -265,6 +267,8 @@ def slim_hook(
                     rep["retired"],
                     rep["added"],
                 )
+                if on_update is not None:
+                    on_update(rep)
         manager.observe(group)
         return [list(map(float, ep.rewards)) for ep in group]
 
@@ -339,36 +343,20 @@ def make_slim(
             manager.load_state_dict(json.loads(state_path.read_text()))
             log.info("slim: state loaded from %s (%d active skills)", state_path, len(skills.skills))
         manager.history_path = out / "skills.jsonl"
-        live.update(
-            manager=manager,
-            bank=skills,
-            out=out,
-            state_path=state_path,
-            evaluate=engine_evaluator(engine, skills, ids, seed=val_seed, split=split, k=k),
-        )
+
+        def persist(_report: dict[str, Any]) -> None:
+            skills.save(out / "skills_bank.json")
+            if state_path is not None:
+                state_path.write_text(json.dumps(manager.state_dict()))
+            plot_history(manager.history, out / "skills.png")
+
+        evaluate = engine_evaluator(engine, skills, ids, seed=val_seed, split=split, k=k)
+        live.update(manager=manager, bank=skills, hook=slim_hook(manager, evaluate, on_update=persist))
 
     def shaper(group: Sequence[Any], ctx: Any = None) -> list[list[float]]:
         if not live:
             build(ctx)
-        manager: SlimManager = live["manager"]
-        step = int(getattr(ctx, "step", 0))
-        if live.get("last_step") != step:
-            live["last_step"] = step
-            rep = manager.update(step, live["evaluate"])
-            if rep["ran"]:
-                log.info(
-                    "SLIM step %d: active %s, retired %s, added %s",
-                    step,
-                    rep["active"],
-                    rep["retired"],
-                    rep["added"],
-                )
-                live["bank"].save(live["out"] / "skills_bank.json")
-                if live["state_path"] is not None:
-                    live["state_path"].write_text(json.dumps(manager.state_dict()))
-                plot_history(manager.history, live["out"] / "skills.png")
-        manager.observe(group)
-        return [list(map(float, ep.rewards)) for ep in group]
+        return live["hook"](group, ctx)
 
     shaper.slim = live  # type: ignore[attr-defined]  # the live manager and bank, for inspection
     return shaper

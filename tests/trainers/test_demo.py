@@ -97,6 +97,21 @@ def test_algo_pieces_select_the_methods():
         demo.algo_pieces("ppo", a)
 
 
+def test_load_weights_refuses_another_model(tmp_path):
+    import torch
+
+    from turngym.agents.backends.tiny import tiny_llama
+
+    small, big = tiny_llama(64, hidden=16, layers=1), tiny_llama(64, hidden=32, layers=1)
+    (tmp_path / "sft").mkdir()
+    torch.save(small.state_dict(), tmp_path / "sft" / "model.pt")
+    demo.load_weights(tiny_llama(64, hidden=16, layers=1), str(tmp_path), "--sft-from")  # same shapes: loads
+    with pytest.raises(ValueError, match="--teacher .* does not match"):
+        demo.load_weights(big, str(tmp_path), "--teacher")
+    with pytest.raises(ValueError, match="no weights at"):
+        demo.load_weights(big, str(tmp_path / "nowhere"), "--sft-from")
+
+
 @pytest.mark.slow
 def test_sft_learns_valid_actions_on_held_out_tasks(tmp_path, one_thread):
     """A reduced demo (51 SFT steps on 68 expert episodes): on held-out houses the untrained model writes no
