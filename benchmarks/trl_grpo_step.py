@@ -188,7 +188,9 @@ def main() -> None:
     results = {}
     for which, py in (("turngym", sys.executable), ("trl", a.trl_python)):
         out = subprocess.run(
-            [py, __file__, "side", which, "--model", str(folder)], capture_output=True, text=True
+            [py, __file__, "side", which, "--model", str(folder), "--steps", str(STEPS)],
+            capture_output=True,
+            text=True,
         )
         line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
         if not line:
