@@ -114,6 +114,7 @@ def evaluate_policy(
     `log_to`: append one JSON line per episode (task, actions, success) to that file. `prompt_hook`: the engine's
     prompt hook (e.g. SLIM's skill bank), so the evaluated agent sees what the trained one saw."""
     from turngym.agents.engine import RolloutEngine
+    from turngym.trainers.rewards import group_metrics
 
     temp = policy.temperature
     policy.temperature = 0.0
@@ -129,13 +130,12 @@ def evaluate_policy(
                     fh.write(
                         json.dumps({"task_id": e.task_id, "actions": acts, "success": bool(e.success)}) + "\n"
                     )
-        turns = sum(len(e.infos) for e in eps)
-        invalid = sum(bool(i.get("invalid_action")) for e in eps for i in e.infos)
-        costs = [sum((e.infos[-1].get("total_cost") or {}).values()) if e.infos else 0.0 for e in eps]
+        m = group_metrics(eps)  # means per episode: success, invalid_actions, turns, cost
+        turns = m.get("turns", 0.0)
         return {
-            "success": sum(bool(e.success) for e in eps) / max(1, len(eps)),
-            "valid_action_rate": 1.0 - invalid / max(1, turns),
-            "cost": sum(costs) / max(1, len(costs)),
+            "success": m.get("success", 0.0),
+            "valid_action_rate": 1.0 - m["invalid_actions"] / turns if turns else 1.0,
+            "cost": m.get("cost", 0.0),
         }
     finally:
         policy.temperature = temp

@@ -146,6 +146,17 @@ def forward_logits(model: torch.nn.Module, batch: Batch, bf16: bool = False) -> 
     return out.logits if hasattr(out, "logits") else out
 
 
+def split_task_ids(env_id: str, env_kwargs: dict[str, Any], split: str) -> list[str]:
+    """The task ids of `split` in the env's task pack (the env is made with `env_kwargs` and closed again)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        return list(env.unwrapped.load_task_pack(None).task_ids(split))
+    finally:
+        env.close()
+
+
 class GRPOTrainer:
     """Multi-turn GRPO family trainer. See the module docstring for the step; `train()` runs `config.steps` steps."""
 
@@ -183,7 +194,9 @@ class GRPOTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(cfg.lr_schedule, cfg.warmup_steps, cfg.steps * per_step)
         )
-        self.tasks = TaskStream(task_ids or cfg.task_ids or self._split_task_ids(), cfg.seed)
+        self.tasks = TaskStream(
+            task_ids or cfg.task_ids or split_task_ids(cfg.env_id, cfg.env_kwargs, cfg.split), cfg.seed
+        )
         self.entropy_hist = EntropyHistory(cfg.epo_momentum)
         self.step = 0
         self.shapers = [hooks.resolve(hooks.REWARD_SHAPERS, s, "reward shaper") for s in cfg.reward_shaping]
@@ -221,16 +234,6 @@ class GRPOTrainer:
         return RolloutEngine(
             self.policy, self.config.env_id, env_kwargs=self.config.env_kwargs, num_envs=self.config.num_envs
         )
-
-    def _split_task_ids(self) -> list[str]:
-        import gymnasium as gym
-
-        env = gym.make(self.config.env_id, **self.config.env_kwargs)
-        try:
-            u = env.unwrapped
-            return list(u.load_task_pack(None).task_ids(self.config.split))
-        finally:
-            env.close()
 
     def hook_context(self) -> hooks.HookContext:
         return hooks.HookContext(

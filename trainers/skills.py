@@ -310,9 +310,8 @@ def make_slim(
     live: dict[str, Any] = {}
 
     def build(ctx: Any) -> None:
-        import gymnasium as gym
-
         from turngym.agents.memory import PromptContext, Skill, SkillBank
+        from turngym.trainers.grpo import split_task_ids
 
         engine = getattr(ctx, "engine", None)
         tcfg = getattr(ctx, "config", None)
@@ -332,11 +331,7 @@ def make_slim(
             log.warning("slim: replacing the engine's prompt_hook with the skill bank's PromptContext")
         engine.prompt_hook = PromptContext(skills=skills, k=k)
         split = val_split or tcfg.split
-        env = gym.make(tcfg.env_id, **tcfg.env_kwargs)
-        try:
-            ids = list(env.unwrapped.load_task_pack(None).task_ids(split))[:val_tasks]
-        finally:
-            env.close()
+        ids = split_task_ids(tcfg.env_id, tcfg.env_kwargs, split)[:val_tasks]
         wr = ExpertPlanWriter(tcfg.env_id, Skill, tcfg.env_kwargs) if writer == "expert" else None
         manager = SlimManager(skills, cfg, wr, history_path=None if resumed else out / "skills.jsonl")
         if resumed:
