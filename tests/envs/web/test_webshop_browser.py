@@ -8,7 +8,7 @@ import gymnasium as gym
 import pytest
 
 from turngym.envs.checker import check_env
-from turngym.envs.web.browser import browser_main_pids, chromium_pids
+from turngym.envs.web.browser import _cmdline, browser_main_pids, chromium_pids
 from turngym.registration import entry
 from turngym.tasks.pack import load_pack
 
@@ -132,6 +132,13 @@ def test_crash_recovery_and_close_leaves_no_chromium(shops):
 
     def episode():
         before = chromium_pids()
+        # browsers already running in this process (the session's shared browser) may start helpers at any time;
+        # those are theirs, not this env's
+        others = browser_main_pids() & before
+
+        def theirs():
+            return set().union(*(chromium_pids(m) for m in others if m in chromium_pids()))
+
         env = gym.make(ID)
         env.reset(seed=0, options={"split": "test"})
         env.step(env.unwrapped.expert_action())
@@ -144,14 +151,16 @@ def test_crash_recovery_and_close_leaves_no_chromium(shops):
         assert env.unwrapped._pool.main_pid != old and env.unwrapped.task["instruction_text"] in obs["text"]
         obs, r, term, trunc, info = env.step(env.unwrapped.expert_action())
         assert not info["invalid_action"] and not info["browser_crashed"]
-        mine = chromium_pids() - before
+        mine = chromium_pids() - before - theirs()
+        assert env.unwrapped._pool.main_pid in mine
         env.close()
         deadline = time.time() + 5
         while mine & chromium_pids() and time.time() < deadline:
             time.sleep(0.05)
-        return mine & chromium_pids()
+        return {p: " ".join(_cmdline(p))[:120] for p in mine & chromium_pids()}
 
-    assert run_in_thread(episode) == set(), "Chromium processes left after close()"
+    left = run_in_thread(episode)
+    assert left == {}, f"Chromium processes left after close(): {left}"
 
 
 def test_a_read_that_races_a_navigation_is_read_again(shops):
