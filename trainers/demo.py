@@ -161,8 +161,10 @@ ALGOS = {
     "hc_grpo": "HC-GRPO: R = success - hc_lam * sum of named costs (ESearch-R1)",
     "spa": "SPA-RL progress rewards (frozen-policy estimator) with GiGPO step credit",
     "slim": "GRPO with SLIM's skill lifecycle (skills in the prompt, valued/retired/expanded every --slim-every steps)",
+    "sirl": "GRPO with ScalingInter-RL's max_turns schedule (--sirl-stages)",
     "opd": "on-policy distillation from --teacher (no env reward)",
     "tcod": "OPD with TCOD's depth curriculum (--tcod-every)",
+    "exopd": "ExOPD: on-policy distillation with the teacher's reward extrapolated by --exopd-lam > 1",
 }
 
 
@@ -177,6 +179,9 @@ def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None) -> dict[s
     penalty = [{"name": "invalid_penalty", "coef": a.invalid_penalty}] if a.invalid_penalty else []
     if algo in ("grpo", "drgrpo", "rloo", "gigpo"):
         return {"advantage": algo, "reward_shaping": penalty}
+    if algo == "sirl":
+        schedule = {"name": "scaling_inter_rl", "stages": a.sirl_stages}
+        return {"advantage": "grpo", "reward_shaping": penalty, "max_turns_schedule": schedule}
     if algo == "hc_grpo":
         return {"advantage": "grpo", "reward_shaping": [{"name": "hc_grpo", "lam": a.hc_lam}, *penalty]}
     if algo == "spa":
@@ -196,6 +201,8 @@ def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None) -> dict[s
     if teacher is None:
         raise ConfigError(f"--algos {algo} needs --teacher (a previous run's OUT whose sft/model.pt teaches)")
     spec: dict[str, Any] = {"name": "opd", "teacher": teacher}
+    if algo == "exopd":
+        spec = {"name": "exopd", "teacher": teacher, "lam": a.exopd_lam}
     if algo == "tcod":
         spec["tcod"] = {"d0": 1, "every": a.tcod_every, "d_max": a.max_turns}
     return {"advantage": "grpo", "reward_shaping": [{"name": "zero"}], "extra_advantages": [spec]}
@@ -310,6 +317,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument(
+        "--freeze-embeddings",
+        action="store_true",
+        help="keep the input embeddings at their random init (with an untied output layer): the colours stay "
+        "distinguishable, so the model learns to copy them (docs/trainers.md)",
+    )
+    ap.add_argument(
         "--algos",
         default="grpo",
         help="comma-separated, each from the same SFT weights: "
@@ -320,6 +333,12 @@ def parser() -> argparse.ArgumentParser:
         "--teacher", default="", help="opd/tcod: a previous run's OUT (its sft/model.pt) or a model.pt file"
     )
     ap.add_argument("--tcod-every", type=int, default=5, help="tcod: RL steps per extra turn of depth")
+    ap.add_argument(
+        "--sirl-stages",
+        default="0:3,10:4,20:5",
+        help="sirl: ScalingInter-RL stages 'step:max_turns,...' (the env's turn limit grows with the RL step)",
+    )
+    ap.add_argument("--exopd-lam", type=float, default=1.25, help="exopd: reward extrapolation lambda (> 1)")
     ap.add_argument("--slim-every", type=int, default=5, help="slim: RL steps between lifecycle updates (K)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -376,6 +395,8 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
             hidden=a.hidden,
             layers=a.layers,
             heads=a.heads,
+            tie_embeddings=not a.freeze_embeddings,
+            freeze_embeddings=a.freeze_embeddings,
             max_new_tokens=a.max_new_tokens,
         )
     else:

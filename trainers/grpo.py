@@ -202,6 +202,7 @@ class GRPOTrainer:
         self.shapers = [hooks.resolve(hooks.REWARD_SHAPERS, s, "reward shaper") for s in cfg.reward_shaping]
         if cfg.overlong_max_len:
             self.shapers.append(hooks.make_dapo_overlong(cfg.overlong_max_len, cfg.overlong_cache))
+        self._step_max_turns: int | None = None  # the turn limit of the current step (logged as max_turns)
         self.max_turns_fn = (
             hooks.resolve(hooks.MAX_TURNS_SCHEDULES, cfg.max_turns_schedule, "max_turns schedule")
             if cfg.max_turns_schedule
@@ -252,6 +253,7 @@ class GRPOTrainer:
         max_turns = max_turns if max_turns is not None else cfg.max_turns
         if max_turns is not None:
             options["max_turns"] = int(max_turns)
+        self._step_max_turns = options.get("max_turns")
         seed = cfg.seed * 1_000_003 + self.step * 1000 + round_ * 100
         self.model.eval()
         with torch.no_grad():
@@ -312,6 +314,8 @@ class GRPOTrainer:
         )
         stats["success"] = float(np.mean([e.success for e in all_eps])) if all_eps else 0.0
         stats["turns"] = float(np.mean([len(e.rewards) for e in all_eps])) if all_eps else 0.0
+        if self._step_max_turns is not None:  # the turn limit this step ran under (schedules change it)
+            stats["max_turns"] = float(self._step_max_turns)
         stats["policy_tokens"] = float(np.mean([e.num_policy_tokens for e in all_eps])) if all_eps else 0.0
         # cost per name (cost/<name>), total cost, tool calls and invalid actions per episode, next to success
         # (issue 11: the logs and the progress bar report them); NaN (no success this step) is left out.

@@ -142,12 +142,22 @@ def bpe_policy(
     hidden: int = 128,
     layers: int = 2,
     heads: int = 4,
+    tie_embeddings: bool = True,
+    freeze_embeddings: bool = False,
     **kwargs: Any,
 ) -> Any:
     """An `HFPolicy` over `tiny_llama` + `bpe_tokenizer(texts)` (kwargs go to HFPolicy)."""
     from turngym.agents.backends.hf import HFPolicy
 
     tok = bpe_tokenizer(texts, vocab_size=vocab_size, implicit_spaces=implicit_spaces)
-    model = tiny_llama(len(tok), hidden=hidden, layers=layers, heads=heads, seed=seed)
+    model = tiny_llama(
+        len(tok),
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        seed=seed,
+        tie_embeddings=tie_embeddings,
+        freeze_embeddings=freeze_embeddings,
+    )
     kwargs.setdefault("spec", f"hf:tiny-llama-bpe{len(tok)}-{hidden}x{layers}")
     return HFPolicy(model, tok, seed=seed, **kwargs)

@@ -59,8 +59,23 @@ def char_tokenizer(chat_template: str = CHATML_TEMPLATE) -> Any:
     return fast
 
 
-def tiny_llama(vocab_size: int, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0) -> Any:
-    """A randomly initialised LlamaForCausalLM (float32) of the given size; `seed` fixes the weights."""
+def tiny_llama(
+    vocab_size: int,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    seed: int = 0,
+    tie_embeddings: bool = True,
+    freeze_embeddings: bool = False,
+) -> Any:
+    """A randomly initialised LlamaForCausalLM (float32) of the given size; `seed` fixes the weights.
+
+    `tie_embeddings=False` gives the output layer its own matrix; `freeze_embeddings=True` keeps the input embedding
+    at its random init (requires_grad False, so trainers skip it). Why freeze: trained from scratch, the embeddings
+    of tokens that play the same role (colours, numbers) collapse onto one direction (cosine 0.96 measured on the
+    demo's colours), after which no attention head can copy *which* one was seen; fixed random embeddings stay
+    distinct (docs/trainers.md, "Runs of 2026-12-03"). Freezing a tied matrix would freeze the output layer too, so
+    it needs `tie_embeddings=False`."""
     torch = require("torch", extra="train")
     transformers = require("transformers", extra="train")
     cfg = transformers.LlamaConfig(
@@ -71,13 +86,21 @@ def tiny_llama(vocab_size: int, hidden: int = 64, layers: int = 2, heads: int = 
         num_attention_heads=heads,
         num_key_value_heads=max(1, heads // 2),
         max_position_embeddings=8192,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_embeddings,
         pad_token_id=0,
         eos_token_id=2,
         bos_token_id=None,
     )
     torch.manual_seed(seed)
     model = transformers.LlamaForCausalLM(cfg)
+    if freeze_embeddings:
+        if tie_embeddings:
+            from turngym.errors import ConfigError
+
+            raise ConfigError(
+                "freeze_embeddings=True needs tie_embeddings=False (tied, the output layer would freeze)"
+            )
+        model.get_input_embeddings().weight.requires_grad_(False)
     model.eval()
     return model
 

@@ -63,15 +63,21 @@ def test_demo_runs_sft_then_grpo_and_writes_results(tmp_path, capsys):
     # the same SFT weights again (--sft-from), then HC-GRPO and TCOD with the SFT model as the teacher
     out2 = tmp_path / "demo2"
     argv2 = [a if a != str(out) else str(out2) for a in argv]
-    argv2 += ["--sft-from", str(out), "--teacher", str(out), "--algos", "hc_grpo,tcod,slim"]
+    argv2 += ["--sft-from", str(out), "--teacher", str(out), "--algos", "hc_grpo,tcod,slim,sirl,exopd"]
+    argv2 += ["--sirl-stages", "0:2"]
     assert demo.main(argv2) == 0
     res2 = json.loads((out2 / "results.json").read_text())
     assert res2["sft_success"] == res["sft_success"] and res2["sft_cost"] == res["sft_cost"]
-    assert set(res2["runs"]) == {"hc_grpo", "tcod", "slim"}
+    assert set(res2["runs"]) == {"hc_grpo", "tcod", "slim", "sirl", "exopd"}
     assert (out2 / "hc_grpo" / "rewards.jsonl").is_file()
     kl = [json.loads(x) for x in (out2 / "tcod" / "distill.jsonl").read_text().splitlines()]
     # the teacher is the student's own starting point: the first step's reverse KL is ~0
     assert kl and kl[0]["step"] == 0 and kl[0]["depth"] == 1 and abs(kl[0]["kl"]) < 1e-4
+    # ScalingInter-RL's schedule set the turn limit of the step (2 here, below --max-turns 4)
+    sirl = [json.loads(x) for x in (out2 / "sirl" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["max_turns"] for r in sirl if "max_turns" in r] == [2]
+    exo = [json.loads(x) for x in (out2 / "exopd" / "distill.jsonl").read_text().splitlines()]
+    assert exo and exo[0]["method"] == "exopd"
 
 
 def test_algo_pieces_select_the_methods():
@@ -91,8 +97,17 @@ def test_algo_pieces_select_the_methods():
     assert tcod["extra_advantages"] == [
         {"name": "opd", "teacher": "T", "tcod": {"d0": 1, "every": 3, "d_max": 5}}
     ]
+    sirl = demo.algo_pieces("sirl", demo.parser().parse_args(["--sirl-stages", "0:3,4:5"]))
+    assert sirl["max_turns_schedule"] == {"name": "scaling_inter_rl", "stages": "0:3,4:5"}
+    assert demo.algo_pieces("exopd", demo.parser().parse_args(["--exopd-lam", "1.5"]), teacher="T") == {
+        "advantage": "grpo",
+        "reward_shaping": [{"name": "zero"}],
+        "extra_advantages": [{"name": "exopd", "teacher": "T", "lam": 1.5}],
+    }
     with pytest.raises(ValueError, match="needs --teacher"):
         demo.algo_pieces("opd", a)
+    with pytest.raises(ValueError, match="needs --teacher"):
+        demo.algo_pieces("exopd", a)
     with pytest.raises(ValueError, match="unknown 'ppo'"):
         demo.algo_pieces("ppo", a)
 

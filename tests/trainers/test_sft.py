@@ -81,3 +81,34 @@ def test_context_loss_adds_the_lm_loss_of_context_tokens(tmp_path):
 def test_negative_context_coef_is_a_config_error():
     with pytest.raises(ConfigError, match="context_loss_coef"):
         SFTConfig(context_loss_coef=-1.0)
+
+
+def test_frozen_embeddings_stay_put_while_the_rest_trains(tmp_path):
+    """tiny_llama(freeze_embeddings=True): an SFT step changes the untied output layer and the blocks, never the
+    input embedding matrix; freezing a tied matrix is refused (it would freeze the output layer too)."""
+    from turngym.agents.backends.tiny import tiny_llama
+
+    model = tiny_llama(8, hidden=16, layers=1, tie_embeddings=False, freeze_embeddings=True)
+    emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert not emb.requires_grad and head.requires_grad and emb.data_ptr() != head.data_ptr()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = SFTConfig(
+        epochs=1,
+        lr=1e-2,
+        mini_batch_size=2,
+        micro_batch_size=2,
+        output_dir=str(tmp_path),
+        progress=False,
+        tensorboard=False,
+        plot=False,
+    )
+    SFTTrainer(
+        model, [tep([1, 2, 3, 4, 5], [0, 0, 0, 1, 1]), tep([1, 3, 2, 6], [0, 0, 1, 1])], cfg
+    ).train_step()
+    after = model.state_dict()
+    assert torch.equal(after["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
+    assert not torch.equal(after["lm_head.weight"], before["lm_head.weight"])
+    tied = tiny_llama(8, hidden=16, layers=1)
+    assert tied.get_input_embeddings().weight is tied.get_output_embeddings().weight
+    with pytest.raises(ConfigError, match="needs tie_embeddings=False"):
+        tiny_llama(8, hidden=16, layers=1, freeze_embeddings=True)
