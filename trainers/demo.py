@@ -350,27 +350,20 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
-    import torch
-
+def build(a: argparse.Namespace) -> tuple[Path, dict[str, Any], list[Any], Any]:
+    """The run's data and model before training: (pack, env kwargs, successful expert episodes, policy), all from
+    `a` (same options and seed: same pack, episodes, tokenizer and initial weights)."""
     from turngym.agents.backends.bpe import bpe_policy
     from turngym.agents.backends.tiny import tiny_policy
     from turngym.agents.base import ExpertAgent
     from turngym.agents.rollout import run_episodes
-    from turngym.trainers.config import GRPOConfig, SFTConfig
-    from turngym.trainers.grpo import GRPOTrainer
-    from turngym.trainers.logging import plot_curves
-    from turngym.trainers.sft import SFTTrainer, expert_token_episode
 
-    torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     pack = derived_pack(
         out, [d.strip() for d in a.difficulty.split(",") if d.strip()], a.train_tasks, a.test_tasks
     )
     env_kwargs = {"image": False, "task_pack": str(pack.resolve())}
-    eval_ids = split_ids(pack, "test", a.eval_episodes or None)
-    t0 = time.time()
     experts = run_episodes(
         ENV_ID,
         ExpertAgent(),
@@ -401,6 +394,22 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
         )
     else:
         policy = tiny_policy(seed=a.seed, hidden=a.hidden, layers=a.layers, max_new_tokens=a.max_new_tokens)
+    return pack, env_kwargs, experts, policy
+
+
+def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
+    import torch
+
+    from turngym.trainers.config import GRPOConfig, SFTConfig
+    from turngym.trainers.grpo import GRPOTrainer
+    from turngym.trainers.logging import plot_curves
+    from turngym.trainers.sft import SFTTrainer, expert_token_episode
+
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    t0 = time.time()
+    pack, env_kwargs, experts, policy = build(a)
+    eval_ids = split_ids(pack, "test", a.eval_episodes or None)
 
     def evaluate(tag: str = "", prompt_hook: Any = None) -> dict[str, float]:
         return evaluate_policy(
