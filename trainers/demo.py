@@ -168,7 +168,7 @@ ALGOS = {
 }
 
 
-def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None) -> dict[str, Any]:
+def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None, ref: Any = None) -> dict[str, Any]:
     """The GRPOConfig fields that select one `--algos` entry: advantage estimator, reward shapers, extra advantages.
 
     Every entry keeps the invalid-action penalty (`--invalid-penalty`), so the arms differ only in the method."""
@@ -203,6 +203,8 @@ def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None) -> dict[s
     spec: dict[str, Any] = {"name": "opd", "teacher": teacher}
     if algo == "exopd":
         spec = {"name": "exopd", "teacher": teacher, "lam": a.exopd_lam}
+        if ref is not None:
+            spec["ref"] = ref
     if algo == "tcod":
         spec["tcod"] = {"d0": 1, "every": a.tcod_every, "d_max": a.max_turns}
     return {"advantage": "grpo", "reward_shaping": [{"name": "zero"}], "extra_advantages": [spec]}
@@ -232,13 +234,13 @@ def load_weights(model: Any, src: str, option: str) -> None:
     model.load_state_dict(state)
 
 
-def load_teacher(a: argparse.Namespace, policy: Any) -> Any:
-    """The teacher for `opd`/`tcod`: the student's architecture and tokenizer with the weights of `--teacher` (a run's
-    OUT or a model.pt file), scored by `CausalLMScorer`."""
+def load_teacher(a: argparse.Namespace, policy: Any, option: str = "--teacher") -> Any:
+    """The teacher for `opd`/`tcod`/`exopd` (or, with option="--exopd-ref", ExOPD's π_ref): the student's architecture
+    and tokenizer with the weights of that option (a run's OUT or a model.pt file), scored by `CausalLMScorer`."""
     from turngym.trainers.distill import CausalLMScorer
 
     model = copy.deepcopy(policy.model)
-    load_weights(model, a.teacher, "--teacher")
+    load_weights(model, a.teacher if option == "--teacher" else a.exopd_ref, option)
     model.eval()
     return CausalLMScorer(model, batch_size=16, pad_id=policy.tokenizer.pad_token_id or 0)
 
@@ -339,6 +341,12 @@ def parser() -> argparse.ArgumentParser:
         help="sirl: ScalingInter-RL stages 'step:max_turns,...' (the env's turn limit grows with the RL step)",
     )
     ap.add_argument("--exopd-lam", type=float, default=1.25, help="exopd: reward extrapolation lambda (> 1)")
+    ap.add_argument(
+        "--exopd-ref",
+        default="",
+        help="exopd: pi_ref, a run's OUT or model.pt (e.g. the teacher's earlier checkpoint); without it pi_ref is "
+        "the student itself and ExOPD is OPD scaled by lambda, which Adam cancels",
+    )
     ap.add_argument("--slim-every", type=int, default=5, help="slim: RL steps between lifecycle updates (K)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -466,12 +474,13 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
     }
     curves: dict[str, list[tuple[int, float]]] = {}
     teacher = load_teacher(a, policy) if a.teacher else None
+    ref = load_teacher(a, policy, "--exopd-ref") if a.exopd_ref else None
     for algo in [s.strip() for s in a.algos.split(",") if s.strip()]:
         policy.model.load_state_dict(sft_state)
         cfg = GRPOConfig(
             env_id=ENV_ID,
             env_kwargs={**env_kwargs, "lam": a.rl_lam},
-            **algo_pieces(algo, a, teacher),
+            **algo_pieces(algo, a, teacher, ref),
             split="train",
             steps=a.rl_steps,
             tasks_per_step=a.tasks_per_step,

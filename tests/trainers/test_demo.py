@@ -64,7 +64,7 @@ def test_demo_runs_sft_then_grpo_and_writes_results(tmp_path, capsys):
     out2 = tmp_path / "demo2"
     argv2 = [a if a != str(out) else str(out2) for a in argv]
     argv2 += ["--sft-from", str(out), "--teacher", str(out), "--algos", "hc_grpo,tcod,slim,sirl,exopd"]
-    argv2 += ["--sirl-stages", "0:2"]
+    argv2 += ["--sirl-stages", "0:2", "--exopd-ref", str(out)]
     assert demo.main(argv2) == 0
     res2 = json.loads((out2 / "results.json").read_text())
     assert res2["sft_success"] == res["sft_success"] and res2["sft_cost"] == res["sft_cost"]
@@ -106,6 +106,8 @@ def test_algo_pieces_select_the_methods():
     }
     with pytest.raises(ValueError, match="needs --teacher"):
         demo.algo_pieces("opd", a)
+    exo = demo.algo_pieces("exopd", a, teacher="T", ref="R")["extra_advantages"]
+    assert exo == [{"name": "exopd", "teacher": "T", "lam": 1.25, "ref": "R"}]
     with pytest.raises(ValueError, match="needs --teacher"):
         demo.algo_pieces("exopd", a)
     with pytest.raises(ValueError, match="unknown 'ppo'"):
