@@ -4,6 +4,7 @@ turngym train --config cfg.yaml lr=1e-5 advantage=gigpo          # GRPO family (
 turngym train --sft --config sft.yaml data=runs/expert/episodes.jsonl
 turngym train --config cfg.yaml --resume                          # continue from output_dir's latest checkpoint
 turngym train --print-config                                      # every field with its default
+torchrun --nproc_per_node 8 -m turngym.cli train --config cfg.yaml  # data-parallel GRPO (also `accelerate launch`)
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ def _load_policy(path: str) -> Any:
     if not path:
         raise ConfigError("set `model` (a Hugging Face model folder) in the config or as model=PATH")
     try:
-        from turngym.agents.hf import HFPolicy
+        from turngym.agents.backends.hf import HFPolicy
     except ImportError as exc:
-        raise ConfigError("the HF policy backend (turngym.agents.hf) is not available") from exc
+        raise ConfigError("the HF policy backend needs the `train` extra: pip install 'turngym[train]'") from exc
     return HFPolicy.from_pretrained(path)
 
 
@@ -36,6 +37,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(to_dict(cls()), indent=1))
         return 0
     cfg = load_config(cls, args.config, args.overrides)
+    from turngym.trainers.grpo import init_distributed
+
+    init_distributed()  # a no-op unless launched by torchrun / accelerate launch (WORLD_SIZE > 1)
     policy = _load_policy(cfg.model)
     if args.sft:
         from turngym.trainers.sft import SFTTrainer, load_expert_token_episodes

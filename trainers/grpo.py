@@ -157,8 +157,35 @@ def split_task_ids(env_id: str, env_kwargs: dict[str, Any], split: str) -> list[
         env.close()
 
 
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed run, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group that `torchrun` / `accelerate launch` describe in the environment (WORLD_SIZE > 1):
+    NCCL on CUDA (each process on cuda:LOCAL_RANK), gloo on CPU. A no-op for a single process. Returns (rank, world)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and torch.distributed.is_available() and not torch.distributed.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist_info()
+
+
 class GRPOTrainer:
-    """Multi-turn GRPO family trainer. See the module docstring for the step; `train()` runs `config.steps` steps."""
+    """Multi-turn GRPO family trainer. See the module docstring for the step; `train()` runs `config.steps` steps.
+
+    Data parallel: when torch.distributed is initialised (`init_distributed()`, which `turngym train` calls), every
+    rank starts from rank 0's weights, collects its own share of each step's tasks (the seeded stream is read in
+    full by every rank and split rank::world, so positions stay equal and resumable), and gradients are averaged
+    across ranks before each optimizer step (ranks with fewer mini-batches contribute zero gradients, so no rank
+    waits forever). Rank 0 writes to `output_dir`; rank r > 0 to `output_dir/rank<r>` without progress bar or plots.
+    """
 
     def __init__(
         self,
@@ -173,6 +200,16 @@ class GRPOTrainer:
         cfg = config or GRPOConfig(env_id=env_id or "")
         if env_id:
             cfg = replace(cfg, env_id=env_id)
+        self.rank, self.world = dist_info()
+        if self.rank > 0:
+            cfg = replace(
+                cfg,
+                output_dir=str(Path(cfg.output_dir) / f"rank{self.rank}"),
+                progress=False,
+                tensorboard=False,
+                wandb=False,
+                plot=False,
+            )
         self.config = cfg
         self.policy = policy
         self.model: torch.nn.Module = prepare_model(policy_module(policy), cfg)
@@ -186,6 +223,9 @@ class GRPOTrainer:
         self.engine = engine if engine is not None else self._default_engine()
         self.evaluator = evaluator
         self.ref_model = ref_model
+        if self.world > 1:  # every rank starts from rank 0's weights
+            for t in self.model.state_dict().values():
+                torch.distributed.broadcast(t, 0)
         if cfg.kl_beta > 0 and self.ref_model is None:
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -254,7 +294,7 @@ class GRPOTrainer:
         if max_turns is not None:
             options["max_turns"] = int(max_turns)
         self._step_max_turns = options.get("max_turns")
-        seed = cfg.seed * 1_000_003 + self.step * 1000 + round_ * 100
+        seed = cfg.seed * 1_000_003 + self.step * 1000 + round_ * 100 + self.rank * 100_003
         self.model.eval()
         with torch.no_grad():
             if self.strategy is not None:
@@ -293,7 +333,7 @@ class GRPOTrainer:
         for r in range(rounds):
             if needed <= 0:
                 break
-            tasks = self.tasks.take(needed)
+            tasks = self.tasks.take(needed * self.world)[self.rank :: self.world]
             eps = self._collect(tasks, r)
             all_eps += eps
             stats["rollout_rounds"] += 1
@@ -399,7 +439,7 @@ class GRPOTrainer:
     def update(self, items: list[tuple[TokenEpisode, torch.Tensor]]) -> dict[str, float]:
         """`ppo_epochs` passes over shuffled mini-batches with gradient accumulation. Returns averaged metrics."""
         cfg = self.config
-        if not items:
+        if not items and self.world == 1:
             return {}
         self.model.train()
         rng = np.random.default_rng([cfg.seed, self.step, 7])
@@ -409,9 +449,16 @@ class GRPOTrainer:
         count = 0
         entropies: list[float] = []
         grad_norms: list[float] = []
+        n_mini = math.ceil(len(items) / cfg.mini_batch_size)
+        if self.world > 1:  # the same number of optimizer steps on every rank
+            n = torch.tensor([n_mini])
+            torch.distributed.all_reduce(n, op=torch.distributed.ReduceOp.MAX)
+            n_mini = int(n)
+        params = [p for p in self.model.parameters() if p.requires_grad]
         for _ in range(cfg.ppo_epochs):
             order = rng.permutation(len(items))
-            for s in range(0, len(items), cfg.mini_batch_size):
+            for b in range(n_mini):
+                s = b * cfg.mini_batch_size
                 mini = [items[i] for i in order[s : s + cfg.mini_batch_size]]
                 tok_total = sum(e.num_policy_tokens for e, _ in mini) or 1
                 self.optimizer.zero_grad(set_to_none=True)
@@ -427,9 +474,13 @@ class GRPOTrainer:
                     for k, v in m.items():
                         sums[k] = sums.get(k, 0.0) + v
                     count += 1
-                gn = torch.nn.utils.clip_grad_norm_(
-                    [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
-                )
+                if self.world > 1:  # average the gradients over ranks (a rank without data adds zeros)
+                    for p in params:
+                        if p.grad is None:
+                            p.grad = torch.zeros_like(p)
+                        torch.distributed.all_reduce(p.grad)
+                        p.grad /= self.world
+                gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 grad_norms.append(float(gn))
                 self.optimizer.step()
                 self.scheduler.step()
@@ -440,7 +491,8 @@ class GRPOTrainer:
         if cfg.epo:
             out["epo_beta"] = beta
             out["entropy_hist"] = h_hist if h_hist is not None else float("nan")
-        self.entropy_hist.update(float(np.mean(entropies)))
+        if entropies:
+            self.entropy_hist.update(float(np.mean(entropies)))
         return out
 
     # ---- one step, the loop, checkpoints --------------------------------------------------------------------
