@@ -25,7 +25,9 @@ def _load_policy(path: str) -> Any:
     try:
         from turngym.agents.backends.hf import HFPolicy
     except ImportError as exc:
-        raise ConfigError("the HF policy backend needs the `train` extra: pip install 'turngym[train]'") from exc
+        raise ConfigError(
+            "the HF policy backend needs the `train` extra: pip install 'turngym[train]'"
+        ) from exc
     return HFPolicy.from_pretrained(path)
 
 
