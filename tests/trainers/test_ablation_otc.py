@@ -51,15 +51,19 @@ def test_pack_and_wasteful_coder_on_the_real_env(otc_example, tmp_path):
     assert len(rows) == 3 and all(
         r["solution"]["solution.py"].startswith(("def ", "from ", "import ")) for r in rows
     )
-    eps = run_episodes(
-        otc_example.ENV_ID,
-        otc_example.WastefulCoder(),
-        episodes=12,
-        seed=0,
-        split="train",
-        env_kwargs={"task_pack": str(pack.resolve()), "split": "train"},
-        options={"max_turns": 5},
-    )
+
+    def play():
+        return run_episodes(
+            otc_example.ENV_ID,
+            otc_example.WastefulCoder(),
+            episodes=12,
+            seed=0,
+            split="train",
+            env_kwargs={"task_pack": str(pack.resolve()), "split": "train"},
+            options={"max_turns": 5},
+        )
+
+    eps = play()
     assert all(e.success for e in eps)
     calls = [len(e.steps) for e in eps]
     assert min(calls) >= 2 and max(calls) <= 5 and len(set(calls)) > 1  # 2-5 calls where 2 suffice
@@ -68,13 +72,5 @@ def test_pack_and_wasteful_coder_on_the_real_env(otc_example, tmp_path):
             e.steps[-1].action == "submit()" and sum(s.action.startswith("write_file(") for s in e.steps) == 1
         )
     # same seed, same episodes
-    again = run_episodes(
-        otc_example.ENV_ID,
-        otc_example.WastefulCoder(),
-        episodes=12,
-        seed=0,
-        split="train",
-        env_kwargs={"task_pack": str(pack.resolve()), "split": "train"},
-        options={"max_turns": 5},
-    )
+    again = play()
     assert [[s.action for s in e.steps] for e in again] == [[s.action for s in e.steps] for e in eps]
