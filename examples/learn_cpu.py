@@ -8,7 +8,7 @@ model), with longer defaults: a 3-layer tiny Llama whose input embeddings stay a
 generated train tasks seen three times (3,600 SFT steps of 4 episodes, cosine lr from 3e-3, with the context LM
 loss), then 30 GRPO steps of 8 tasks x 8 episodes at lr 3e-5 from the SFT weights, all 50 held-out tasks evaluated
 every 5 steps. Writes OUT/results.json and OUT/learning_curve.png. Status (docs/trainers.md, "The colour copy",
-runs s4 + r6, about 18 min here): held-out success 0/50 untrained, 25/50 after SFT, 24/50 after GRPO: no RL gain.
+runs s4 + r6; reproduced in one command from a clean clone, 24 min beside the CI suite): held-out success 0/50 untrained, 25/50 after SFT, 24/50 after GRPO: no RL gain.
 `--sft-from OUT` reuses a finished run's SFT weights to try other RL options (`--algos grpo,gigpo,hc_grpo,spa,slim`,
 `--rl-lr`, ...; pass the same model options).
 """
