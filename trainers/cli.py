@@ -43,6 +43,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     init_distributed()  # a no-op unless launched by torchrun / accelerate launch (WORLD_SIZE > 1)
     policy = _load_policy(cfg.model)
+    import torch
+
+    if (
+        torch.cuda.is_available()
+    ):  # this process's GPU (init_distributed picked cuda:LOCAL_RANK under torchrun)
+        policy.model.to(torch.cuda.current_device())
     if args.sft:
         from turngym.trainers.sft import SFTTrainer, load_expert_token_episodes
 

@@ -242,7 +242,6 @@ class GRPOTrainer:
         self.shapers = [hooks.resolve(hooks.REWARD_SHAPERS, s, "reward shaper") for s in cfg.reward_shaping]
         if cfg.overlong_max_len:
             self.shapers.append(hooks.make_dapo_overlong(cfg.overlong_max_len, cfg.overlong_cache))
-        self._step_max_turns: int | None = None  # the turn limit of the current step (logged as max_turns)
         self.max_turns_fn = (
             hooks.resolve(hooks.MAX_TURNS_SCHEDULES, cfg.max_turns_schedule, "max_turns schedule")
             if cfg.max_turns_schedule
@@ -286,14 +285,16 @@ class GRPOTrainer:
         )
 
     # ---- rollouts -------------------------------------------------------------------------------------------
+    def step_max_turns(self) -> int | None:
+        """The env's turn limit for the current step: the schedule's value, else `config.max_turns` (None: env's)."""
+        max_turns = self.max_turns_fn(self.step) if self.max_turns_fn else None
+        max_turns = max_turns if max_turns is not None else self.config.max_turns
+        return int(max_turns) if max_turns is not None else None
+
     def _collect(self, task_ids: list[str], round_: int) -> list[TokenEpisode]:
         cfg = self.config
-        options: dict[str, Any] = {}
-        max_turns = self.max_turns_fn(self.step) if self.max_turns_fn else None
-        max_turns = max_turns if max_turns is not None else cfg.max_turns
-        if max_turns is not None:
-            options["max_turns"] = int(max_turns)
-        self._step_max_turns = options.get("max_turns")
+        max_turns = self.step_max_turns()
+        options: dict[str, Any] = {"max_turns": max_turns} if max_turns is not None else {}
         seed = cfg.seed * 1_000_003 + self.step * 1000 + round_ * 100 + self.rank * 100_003
         self.model.eval()
         with torch.no_grad():
@@ -354,8 +355,9 @@ class GRPOTrainer:
         )
         stats["success"] = float(np.mean([e.success for e in all_eps])) if all_eps else 0.0
         stats["turns"] = float(np.mean([len(e.rewards) for e in all_eps])) if all_eps else 0.0
-        if self._step_max_turns is not None:  # the turn limit this step ran under (schedules change it)
-            stats["max_turns"] = float(self._step_max_turns)
+        max_turns = self.step_max_turns()
+        if max_turns is not None:  # the turn limit this step ran under (schedules change it)
+            stats["max_turns"] = float(max_turns)
         stats["policy_tokens"] = float(np.mean([e.num_policy_tokens for e in all_eps])) if all_eps else 0.0
         # cost per name (cost/<name>), total cost, tool calls and invalid actions per episode, next to success
         # (issue 11: the logs and the progress bar report them); NaN (no success this step) is left out.
@@ -451,7 +453,7 @@ class GRPOTrainer:
         grad_norms: list[float] = []
         n_mini = math.ceil(len(items) / cfg.mini_batch_size)
         if self.world > 1:  # the same number of optimizer steps on every rank
-            n = torch.tensor([n_mini])
+            n = torch.tensor([n_mini], device=next(self.model.parameters()).device)  # NCCL needs CUDA tensors
             torch.distributed.all_reduce(n, op=torch.distributed.ReduceOp.MAX)
             n_mini = int(n)
         params = [p for p in self.model.parameters() if p.requires_grad]

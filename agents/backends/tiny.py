@@ -74,7 +74,7 @@ def tiny_llama(
     at its random init (requires_grad False, so trainers skip it). Why freeze: trained from scratch, the embeddings
     of tokens that play the same role (colours, numbers) collapse onto one direction (cosine 0.96 measured on the
     demo's colours), after which no attention head can copy *which* one was seen; fixed random embeddings stay
-    distinct (docs/trainers.md, "Runs of 2026-12-03"). Freezing a tied matrix would freeze the output layer too, so
+    distinct (docs/trainers.md, "The colour copy"). Freezing a tied matrix would freeze the output layer too, so
     it needs `tie_embeddings=False`."""
     torch = require("torch", extra="train")
     transformers = require("transformers", extra="train")
