@@ -30,19 +30,30 @@ import time
 from pathlib import Path
 from typing import Any
 
+from turngym.errors import ConfigError
+
 log = logging.getLogger("turngym.trainers.demo")
 
 ENV_ID = "turngym/EmbodiedSearch-v0"
 
 
-def derived_pack(out: Path, difficulties: list[str], train_tasks: int = 0, test_tasks: int = 0) -> Path:
+def derived_pack(
+    out: Path,
+    difficulties: list[str],
+    train_tasks: int = 0,
+    test_tasks: int = 0,
+    staleness: float | None = None,
+) -> Path:
     """Writes OUT/pack: the built-in embodied-search pack keeping only tasks of the given difficulties.
 
     `train_tasks` / `test_tasks` > 0 replace the train split by that many tasks per difficulty freshly generated with
     the env's own pack generator (`turngym.envs.embodied.packgen.records`, ids `gen-...`), and extend the built-in
     test split with generated `gentest-...` tasks up to that many per difficulty. Generated houses whose seed occurs
-    in the other split are skipped, so no held-out house is ever trained on.
+    in the other split are skipped, so no held-out house is ever trained on. `staleness` (a probability) replaces
+    every task's memory staleness in both splits: the chance that each object moved since the remembered visit.
     """
+    if staleness is not None and not 0.0 <= staleness <= 1.0:
+        raise ConfigError(f"staleness must be a probability in [0, 1], got {staleness!r}")
     from turngym.envs.embodied.packgen import records
     from turngym.tasks.pack import BUILTIN_DIR
 
@@ -86,6 +97,8 @@ def derived_pack(out: Path, difficulties: list[str], train_tasks: int = 0, test_
                 ][:missing]
     if train_tasks:
         rows["train"] = generated("gen", train_tasks, 7_000, {r["house_seed"] for r in rows["test"]})
+    if staleness is not None:
+        rows = {split: [{**r, "staleness": staleness} for r in rs] for split, rs in rows.items()}
     for split in ("train", "test"):
         (dst / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[split]))
     (dst / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -172,8 +185,6 @@ def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None, ref: Any 
     """The GRPOConfig fields that select one `--algos` entry: advantage estimator, reward shapers, extra advantages.
 
     Every entry keeps the invalid-action penalty (`--invalid-penalty`), so the arms differ only in the method."""
-    from turngym.errors import ConfigError
-
     if algo not in ALGOS:
         raise ConfigError(f"--algos: unknown {algo!r}; known: {', '.join(ALGOS)}")
     penalty = [{"name": "invalid_penalty", "coef": a.invalid_penalty}] if a.invalid_penalty else []
@@ -253,6 +264,13 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--out", default="runs/train-demo")
     ap.add_argument("--difficulty", default="easy", help="comma-separated: easy,medium,hard")
+    ap.add_argument(
+        "--staleness",
+        type=float,
+        default=None,
+        help="memory staleness of every train and test task (chance each object moved since the remembered "
+        "visit; default: the pack's, 0 for easy)",
+    )
     ap.add_argument("--eval-episodes", type=int, default=12, help="0 = every task of the test split")
     ap.add_argument(
         "--train-tasks",
@@ -369,7 +387,11 @@ def build(a: argparse.Namespace) -> tuple[Path, dict[str, Any], list[Any], Any]:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     pack = derived_pack(
-        out, [d.strip() for d in a.difficulty.split(",") if d.strip()], a.train_tasks, a.test_tasks
+        out,
+        [d.strip() for d in a.difficulty.split(",") if d.strip()],
+        a.train_tasks,
+        a.test_tasks,
+        a.staleness,
     )
     env_kwargs = {"image": False, "task_pack": str(pack.resolve())}
     experts = run_episodes(
@@ -460,6 +482,7 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "env": ENV_ID,
         "difficulty": a.difficulty,
+        "staleness": a.staleness,
         "eval_tasks": len(eval_ids),
         "seed": a.seed,
         "expert_episodes": len(experts),

@@ -32,6 +32,25 @@ def test_derived_pack_generates_train_tasks_in_houses_disjoint_from_held_out(tmp
     assert len({r["task_id"] for r in rows["test"]}) == 25
 
 
+def test_derived_pack_staleness_moves_remembered_objects_and_the_expert_asks_instead(tmp_path):
+    from turngym.agents.base import ExpertAgent
+    from turngym.agents.rollout import run_episodes
+    from turngym.errors import ConfigError
+
+    pack = demo.derived_pack(tmp_path, ["easy"], train_tasks=40, test_tasks=20, staleness=0.5)
+    for split in ("train", "test"):
+        rows = [json.loads(x) for x in (pack / f"{split}.jsonl").read_text().splitlines()]
+        assert rows and all(r["staleness"] == 0.5 for r in rows)
+    kw = {"image": False, "task_pack": str(pack.resolve())}
+    eps = run_episodes(demo.ENV_ID, ExpertAgent(), episodes=40, seed=0, split="train", env_kwargs=kw)
+    first = [e.steps[0].action.split("(")[0] for e in eps]
+    # the expert knows whether its memory is stale: it recalls when fresh and asks where the object is otherwise
+    assert all(e.success for e in eps)
+    assert 8 <= first.count("ask") <= 32 and first.count("ask") + first.count("get_memory") == 40
+    with pytest.raises(ConfigError, match="staleness"):
+        demo.derived_pack(tmp_path / "bad", ["easy"], staleness=1.5)
+
+
 @pytest.mark.slow
 def test_demo_runs_sft_then_grpo_and_writes_results(tmp_path, capsys):
     out = tmp_path / "demo"
