@@ -134,6 +134,7 @@ class HFPolicy(Agent):
         spec: str | None = None,
         prompt_hook: Any = None,
         kv_reuse: bool = False,
+        fast_decode: bool = True,
     ):
         torch = require("torch", extra="train", purpose="the transformers backend")
         if max_new_tokens < 1:
@@ -157,6 +158,7 @@ class HFPolicy(Agent):
         self._generator = torch.Generator().manual_seed(int(seed))
         self._logits_to_keep = True
         self.kv_reuse = bool(kv_reuse)
+        self.fast_decode = bool(fast_decode)  # the lean Llama/Qwen2 forward (fastdecode.py) where it applies
         self.prefill_tokens = 0  # prompt tokens fed to the model so far (what kv_reuse saves)
         self._kv: dict[Any, _KeptCache] = {}  # cache key -> (covered ids, per-layer K/V)
         self._kv_lock = threading.Lock()
@@ -243,7 +245,21 @@ class HFPolicy(Agent):
         self.prefill_tokens += int(mask[:, c_w:].sum())
         fed = mask.clone()  # which cache columns hold a row's real tokens (for storing the cache afterwards)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, c_w:]
-        past0 = self._batch_cache(cached, c_w, device) if cached else None
+        from turngym.agents.backends import fastdecode
+
+        fast = self.fast_decode and fastdecode.supports(self.model)
+        if fast:
+            dtype = next(self.model.parameters()).dtype
+            kv = fastdecode.KVCache(self.model, n, c_w + s_w + max_new, device, dtype)
+            if cached:
+                for i, (cids, ckv) in enumerate(cached):
+                    for li, (k0, v0) in enumerate(ckv or []):
+                        kv.keys[li][i, :, c_w - len(cids) : c_w] = k0[0]
+                        kv.values[li][i, :, c_w - len(cids) : c_w] = v0[0]
+                kv.length = c_w
+            past0 = kv
+        else:
+            past0 = self._batch_cache(cached, c_w, device) if cached else None
         out_ids: list[list[int]] = [[] for _ in range(n)]
         out_lp: list[list[float]] = [[] for _ in range(n)]
         reason = ["length"] * n
@@ -254,8 +270,7 @@ class HFPolicy(Agent):
             with torch.inference_mode():
                 # prefill: only the last position's logits are needed (the LM head over every prompt position
                 # would cost as much as the whole model on long multi-turn prompts)
-                out = self._forward(ids, mask, pos, past0, last_only=True)
-                past, logits = out.past_key_values, out.logits[:, -1, :]
+                past, logits = self._step(fast, ids, mask, pos, past0, last_only=True)
                 for step in range(max_new):
                     logits = logits.float()
                     if temp > 0:
@@ -292,10 +307,11 @@ class HFPolicy(Agent):
                     )
                     mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
                     pos = pos[:, -1:] + 1
-                    out = self._forward(feed[:, None], mask, pos, past)
-                    past, logits = out.past_key_values, out.logits[:, -1, :]
+                    past, logits = self._step(fast, feed[:, None], mask, pos, past)
             if keys is not None:
-                self._store_caches(keys, prompts, out_ids, past, fed, c_w + s_w)
+                layers = past.layer_kv(past.length) if fast else self._dynamic_layers(past)
+                if layers is not None:
+                    self._store_caches(keys, prompts, out_ids, layers, fed, c_w + s_w)
         finally:
             self.model.train(was_training)
         return [
@@ -344,24 +360,28 @@ class HFPolicy(Agent):
             layers.append((k, v))
         return DynamicCache(ddp_cache_data=layers)
 
+    def _dynamic_layers(self, past: Any) -> list[tuple[Any, Any]] | None:
+        """The (K, V) of each layer of a transformers DynamicCache; None (and kv_reuse off) for any other cache."""
+        layers = getattr(past, "layers", None)
+        if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+            if self.kv_reuse:
+                log.warning("kv_reuse: %s has no plain dynamic cache; turning reuse off", type(past).__name__)
+            self.kv_reuse = False
+            return None
+        return [(layer.keys, layer.values) for layer in layers]
+
     def _store_caches(
         self,
         keys: list[Any],
         prompts: list[list[int]],
         out_ids: list[list[int]],
-        past: Any,
+        layers: list[tuple[Any, Any]],
         fed: Any,
         width: int,
     ) -> None:
         """Keep each row's K/V over its prompt and all generated tokens but the last (which was never fed)."""
         import torch
 
-        layers = getattr(past, "layers", None)
-        if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
-            if self.kv_reuse:
-                log.warning("kv_reuse: %s has no plain dynamic cache; turning reuse off", type(past).__name__)
-            self.kv_reuse = False
-            return
         with self._kv_lock:
             for i, key in enumerate(keys):
                 extra = len(out_ids[i]) - 1
@@ -369,13 +389,28 @@ class HFPolicy(Agent):
                     [fed[i].nonzero().flatten(), torch.arange(width, width + extra, device=fed.device)]
                 )
                 kv = [
-                    (
-                        layer.keys[i : i + 1].index_select(2, cols),
-                        layer.values[i : i + 1].index_select(2, cols),
-                    )
-                    for layer in layers
+                    (k[i : i + 1].index_select(2, cols), v[i : i + 1].index_select(2, cols))
+                    for k, v in layers
                 ]
                 self._kv[key] = (list(prompts[i]) + out_ids[i][:-1], kv)
+
+    def _step(self, fast: bool, ids: Any, mask: Any, pos: Any, past: Any, last_only: bool = False) -> Any:
+        """Feed `ids` (the last `ids.shape[1]` columns of the 2-D padding `mask`); returns (cache, last logits)."""
+        if not fast:
+            out = self._forward(ids, mask, pos, past, last_only=last_only)
+            return out.past_key_values, out.logits[:, -1, :]
+        import torch
+
+        from turngym.agents.backends import fastdecode
+
+        s, total = ids.shape[1], mask.shape[1]
+        real = mask.bool()[:, None, :]  # [n, 1, total]
+        if s == 1:
+            attend = real
+        else:  # prefill: causal over the new columns, everything real before them
+            q = torch.arange(total - s, total, device=mask.device)[:, None]
+            attend = real & (torch.arange(total, device=mask.device)[None, :] <= q)[None]
+        return past, fastdecode.forward(self.model, ids, pos, attend, past, last_only=last_only)[:, -1, :]
 
     def _forward(self, ids: Any, mask: Any, pos: Any, past: Any, last_only: bool = False) -> Any:
         kw = dict(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=past, use_cache=True)
