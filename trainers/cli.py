@@ -5,6 +5,7 @@ turngym train --sft --config sft.yaml data=runs/expert/episodes.jsonl
 turngym train --config cfg.yaml --resume                          # continue from output_dir's latest checkpoint
 turngym train --print-config                                      # every field with its default
 torchrun --nproc_per_node 8 -m turngym.cli train --config cfg.yaml  # data-parallel GRPO (also `accelerate launch`)
+turngym train --config cfg.yaml rollout_backend=vllm              # rollouts from a vLLM engine, weights synced per update
 """
 
 from __future__ import annotations
@@ -29,6 +30,36 @@ def _load_policy(path: str) -> Any:
             "the HF policy backend needs the `train` extra: pip install 'turngym[train]'"
         ) from exc
     return HFPolicy.from_pretrained(path)
+
+
+def _load_vllm_rollout(cfg: Any) -> Any:
+    """A vLLM engine over the same checkpoint as the trained model (`rollout_backend: vllm`), one per process."""
+    import os
+
+    from turngym.errors import ConfigError
+    from turngym.trainers.grpo import dist_info
+
+    if dist_info()[1] > 1:
+        raise ConfigError(
+            "rollout_backend=vllm runs in a single process for now; with torchrun/accelerate launch use "
+            "rollout_backend=hf (each rank generates with its own model copy)"
+        )
+    from turngym.agents.backends.vllm import VLLMPolicy
+
+    max_len = 8192
+    conf = os.path.join(cfg.model, "config.json")
+    if os.path.exists(conf):
+        max_len = min(max_len, int(json.load(open(conf)).get("max_position_embeddings") or max_len))
+    return VLLMPolicy.from_pretrained(
+        cfg.model,
+        dtype=cfg.vllm_dtype,
+        max_model_len=max_len,
+        gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        enforce_eager=cfg.vllm_enforce_eager,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -57,7 +88,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         from turngym.trainers.grpo import GRPOTrainer
 
-        GRPOTrainer(policy, config=cfg).train(resume=args.resume)
+        rollout = _load_vllm_rollout(cfg) if cfg.rollout_backend == "vllm" else None
+        GRPOTrainer(policy, config=cfg, rollout_policy=rollout).train(resume=args.resume)
     log.info("finished; metrics in %s/metrics.jsonl", cfg.output_dir)
     return 0
 

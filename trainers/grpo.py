@@ -196,7 +196,11 @@ class GRPOTrainer:
         ref_model: torch.nn.Module | None = None,
         evaluator: Callable[[GRPOTrainer], dict[str, float]] | None = None,
         task_ids: list[str] | None = None,
+        rollout_policy: Any = None,
     ):
+        """`rollout_policy`: a second policy that generates the rollouts (e.g. `VLLMPolicy` over the same checkpoint)
+        while `policy`'s model is trained; the trainer copies its weights into it (`load_weights`) before the
+        first rollout and after every update. None: `policy` generates with the trained model itself."""
         cfg = config or GRPOConfig(env_id=env_id or "")
         if env_id:
             cfg = replace(cfg, env_id=env_id)
@@ -216,16 +220,24 @@ class GRPOTrainer:
         if not isinstance(policy, torch.nn.Module):
             policy.model = self.model
         self.tokenizer = getattr(policy, "tokenizer", None)
+        self.rollout_policy = rollout_policy
+        if rollout_policy is not None and not callable(getattr(rollout_policy, "load_weights", None)):
+            raise ConfigError(
+                f"rollout_policy {type(rollout_policy).__name__} has no load_weights(model): the trainer could "
+                "not keep its weights in sync with the trained model"
+            )
         # the config is authoritative for sampling: log-probs are recomputed at the same temperature
         for name in ("temperature", "max_new_tokens"):
-            if hasattr(policy, name):
-                setattr(policy, name, getattr(cfg, name))
+            for p in (policy, rollout_policy):
+                if p is not None and hasattr(p, name):
+                    setattr(p, name, getattr(cfg, name))
         self.engine = engine if engine is not None else self._default_engine()
         self.evaluator = evaluator
         self.ref_model = ref_model
         if self.world > 1:  # every rank starts from rank 0's weights
             for t in self.model.state_dict().values():
                 torch.distributed.broadcast(t, 0)
+        self.sync_rollout_weights()
         if cfg.kl_beta > 0 and self.ref_model is None:
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -272,8 +284,24 @@ class GRPOTrainer:
                 "no rollout engine available: pass engine=... or install the agents' RolloutEngine"
             ) from exc
         return RolloutEngine(
-            self.policy, self.config.env_id, env_kwargs=self.config.env_kwargs, num_envs=self.config.num_envs
+            self.rollout_policy if self.rollout_policy is not None else self.policy,
+            self.config.env_id,
+            env_kwargs=self.config.env_kwargs,
+            num_envs=self.config.num_envs,
         )
+
+    def sync_rollout_weights(self) -> float:
+        """Copy the trained weights into the rollout policy (when there is one). Returns the seconds it took."""
+        if self.rollout_policy is None:
+            return 0.0
+        t0 = time.perf_counter()
+        if callable(
+            getattr(self.engine, "update_policy", None)
+        ):  # the rollout engine also drops stale KV caches
+            self.engine.update_policy(self.model)
+        else:
+            self.rollout_policy.load_weights(self.model)
+        return time.perf_counter() - t0
 
     def hook_context(self) -> hooks.HookContext:
         return hooks.HookContext(
@@ -419,7 +447,16 @@ class GRPOTrainer:
             logp, old, adv, mask, cfg, entropy=ent, norm_len=self.norm_len(), vocab_size=self.vocab_size
         )
         h = masked_mean_entropy(ent, mask)
-        metrics = {"pg_loss": float(loss.detach()), "entropy": float(h.detach()), **m}
+        with (
+            torch.no_grad()
+        ):  # trainer vs sampler log-probs (before the first update: only the sampler mismatch)
+            gap = ((logp.detach() - old).abs() * mask).sum() / mask.sum().clamp(min=1)
+        metrics = {
+            "pg_loss": float(loss.detach()),
+            "entropy": float(h.detach()),
+            "logprob_gap": float(gap),
+            **m,
+        }
         if cfg.kl_beta > 0:
             with torch.no_grad():
                 ref_logits = forward_logits(self.ref_model, batch, cfg.bf16)
@@ -451,6 +488,7 @@ class GRPOTrainer:
         count = 0
         entropies: list[float] = []
         grad_norms: list[float] = []
+        first_gaps: list[float] = []
         n_mini = math.ceil(len(items) / cfg.mini_batch_size)
         if self.world > 1:  # the same number of optimizer steps on every rank
             n = torch.tensor([n_mini], device=next(self.model.parameters()).device)  # NCCL needs CUDA tensors
@@ -473,6 +511,8 @@ class GRPOTrainer:
                     loss, m = self.micro_loss(micro, beta, h_hist)
                     (loss * w).backward()
                     entropies.append(m["entropy"])
+                    if not grad_norms:  # no optimizer step yet: the gap is the sampler's mismatch alone
+                        first_gaps.append(m["logprob_gap"])
                     for k, v in m.items():
                         sums[k] = sums.get(k, 0.0) + v
                     count += 1
@@ -490,6 +530,9 @@ class GRPOTrainer:
         out["grad_norm"] = float(np.mean(grad_norms))
         out["optimizer_steps"] = len(grad_norms)
         out["lr"] = float(self.scheduler.get_last_lr()[0])
+        if first_gaps:
+            out["rollout_logprob_gap"] = float(np.mean(first_gaps))
+        out["weight_sync_s"] = self.sync_rollout_weights()
         if cfg.epo:
             out["epo_beta"] = beta
             out["entropy_hist"] = h_hist if h_hist is not None else float("nan")
@@ -537,6 +580,7 @@ class GRPOTrainer:
         self.step = blob["step"]
         self.tasks.position = blob["state"]["task_position"]
         self.entropy_hist.load_state_dict(blob["state"]["entropy_hist"])
+        self.sync_rollout_weights()
         return True
 
     def train(self, resume: bool | str = False) -> list[dict[str, Any]]:

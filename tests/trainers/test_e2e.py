@@ -69,3 +69,60 @@ def test_sft_expert_rendering_matches_engine_then_grpo(lock_id, tmp_path):
         assert changed == any(r["degenerate_groups"] < 2 for r in recs)
     finally:
         engine.close()
+
+
+def test_a_separate_rollout_policy_generates_and_gets_the_trained_weights_after_every_update(
+    lock_id, tmp_path
+):
+    """`rollout_policy` (how the vLLM backend plugs in): a second real HFPolicy with its own model copy collects the
+    episodes; the trainer syncs the trained weights into it at start and after each update, so its sampling
+    log-probs equal the trainer's recomputed ones (the logged sampler gap stays ~0)."""
+    trained = tiny_policy(seed=0, hidden=32, layers=1, max_new_tokens=6)
+    sampler = tiny_policy(seed=1, hidden=32, layers=1, max_new_tokens=6)  # other initial weights
+    cfg = GRPOConfig(
+        env_id=lock_id,
+        steps=2,
+        tasks_per_step=2,
+        group_size=2,
+        max_new_tokens=6,
+        max_turns=2,
+        lr=1e-2,
+        entropy_coef=0.1,  # a gradient even when every group's rewards are equal
+        mini_batch_size=4,
+        micro_batch_size=4,
+        output_dir=str(tmp_path / "rl"),
+        progress=False,
+        tensorboard=False,
+        plot=False,
+    )
+    trainer = GRPOTrainer(trained, config=cfg, rollout_policy=sampler)
+    try:
+        assert trainer.engine.policy is sampler
+
+        def same() -> bool:
+            a, b = trained.model.state_dict(), sampler.model.state_dict()
+            return all(torch.equal(a[k], b[k]) for k in a)
+
+        assert same()  # synced before the first rollout
+        before = {k: v.clone() for k, v in trained.model.state_dict().items()}
+        recs = trainer.train()
+        assert any(not torch.equal(before[k], v) for k, v in trained.model.state_dict().items())
+        assert same()  # and after the updates
+        assert all(r["rollout_logprob_gap"] < 1e-4 and r["weight_sync_s"] >= 0 for r in recs)
+    finally:
+        trainer.engine.close()
+
+
+def test_a_rollout_policy_that_cannot_take_weights_is_refused(lock_id, tmp_path):
+    from turngym.errors import ConfigError
+
+    class Frozen:
+        def generate(self, prompts, **kw):
+            raise AssertionError("never called")
+
+    with pytest.raises(ConfigError, match="load_weights"):
+        GRPOTrainer(
+            tiny_policy(seed=0, hidden=32, layers=1),
+            config=GRPOConfig(env_id=lock_id, output_dir=str(tmp_path)),
+            rollout_policy=Frozen(),
+        )
