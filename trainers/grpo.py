@@ -220,6 +220,15 @@ class GRPOTrainer:
         if not isinstance(policy, torch.nn.Module):
             policy.model = self.model
         self.tokenizer = getattr(policy, "tokenizer", None)
+        if self.world > 1:  # every rank starts from rank 0's weights
+            for t in self.model.state_dict().values():
+                torch.distributed.broadcast(t, 0)
+        self.ref_model = ref_model
+        if cfg.kl_beta > 0 and self.ref_model is None:
+            self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.fsdp = bool(cfg.fsdp) and self.world > 1
+        if self.fsdp:
+            rollout_policy = self._shard(policy, rollout_policy)
         self.rollout_policy = rollout_policy
         if rollout_policy is not None and not callable(getattr(rollout_policy, "load_weights", None)):
             raise ConfigError(
@@ -233,13 +242,7 @@ class GRPOTrainer:
                     setattr(p, name, getattr(cfg, name))
         self.engine = engine if engine is not None else self._default_engine()
         self.evaluator = evaluator
-        self.ref_model = ref_model
-        if self.world > 1:  # every rank starts from rank 0's weights
-            for t in self.model.state_dict().values():
-                torch.distributed.broadcast(t, 0)
         self.sync_rollout_weights()
-        if cfg.kl_beta > 0 and self.ref_model is None:
-            self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         per_step = cfg.ppo_epochs * math.ceil(cfg.tasks_per_step * cfg.group_size / cfg.mini_batch_size)
@@ -290,17 +293,49 @@ class GRPOTrainer:
             num_envs=self.config.num_envs,
         )
 
+    def _shard(self, policy: Any, rollout_policy: Any) -> Any:
+        """FSDP2: shard every decoder layer and the whole model over the ranks (parameters, gradients and optimizer
+        state). Rollouts cannot run on the sharded model (each forward is a collective, and ranks generate different
+        numbers of tokens), so they use an unsharded replica, synced after every update. Returns the rollout policy."""
+        from torch.distributed.fsdp import fully_shard
+
+        if self.config.rollout_strategy == "arpo":
+            raise ConfigError(
+                "fsdp with rollout_strategy=arpo is not supported (ARPO scores branches on the model)"
+            )
+        if rollout_policy is None:
+            if not callable(getattr(policy, "replica", None)):
+                raise ConfigError(
+                    "fsdp needs an unsharded policy for rollouts: pass rollout_policy=..., or use a policy with "
+                    f"replica() (HFPolicy); {type(policy).__name__} has none"
+                )
+            rollout_policy = policy.replica()
+        inner = getattr(self.model, "model", None)
+        for layer in getattr(inner, "layers", []):
+            fully_shard(layer)
+        fully_shard(self.model)
+        return rollout_policy
+
+    def _full_state(self) -> dict[str, torch.Tensor]:
+        """The trained weights as plain tensors (gathered from every rank's shards under FSDP: a collective)."""
+        if not self.fsdp:
+            return self.model.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True))
+
     def sync_rollout_weights(self) -> float:
         """Copy the trained weights into the rollout policy (when there is one). Returns the seconds it took."""
         if self.rollout_policy is None:
             return 0.0
         t0 = time.perf_counter()
+        weights = self._full_state() if self.fsdp else self.model
         if callable(
             getattr(self.engine, "update_policy", None)
         ):  # the rollout engine also drops stale KV caches
-            self.engine.update_policy(self.model)
+            self.engine.update_policy(weights)
         else:
-            self.rollout_policy.load_weights(self.model)
+            self.rollout_policy.load_weights(weights)
         return time.perf_counter() - t0
 
     def hook_context(self) -> hooks.HookContext:
@@ -502,7 +537,13 @@ class GRPOTrainer:
                 mini = [items[i] for i in order[s : s + cfg.mini_batch_size]]
                 tok_total = sum(e.num_policy_tokens for e, _ in mini) or 1
                 self.optimizer.zero_grad(set_to_none=True)
-                for m0 in range(0, len(mini), cfg.micro_batch_size):
+                starts = list(range(0, len(mini), cfg.micro_batch_size))
+                if (
+                    self.fsdp
+                ):  # every rank runs the same number of forward/backward passes (they are collectives)
+                    for _ in range(math.ceil(cfg.mini_batch_size / cfg.micro_batch_size) - len(starts)):
+                        self._zero_pass()
+                for m0 in starts:
                     micro = mini[m0 : m0 + cfg.micro_batch_size]
                     if (cfg.loss_agg or ("token_mean" if cfg.loss == "dapo" else "")) == "token_mean":
                         w = sum(e.num_policy_tokens for e, _ in micro) / tok_total
@@ -516,13 +557,14 @@ class GRPOTrainer:
                     for k, v in m.items():
                         sums[k] = sums.get(k, 0.0) + v
                     count += 1
-                if self.world > 1:  # average the gradients over ranks (a rank without data adds zeros)
+                if self.world > 1 and not self.fsdp:  # average over ranks (a rank without data adds zeros)
                     for p in params:
                         if p.grad is None:
                             p.grad = torch.zeros_like(p)
                         torch.distributed.all_reduce(p.grad)
                         p.grad /= self.world
                 gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                gn = gn.full_tensor() if hasattr(gn, "full_tensor") else gn  # a DTensor under FSDP
                 grad_norms.append(float(gn))
                 self.optimizer.step()
                 self.scheduler.step()
@@ -539,6 +581,13 @@ class GRPOTrainer:
         if entropies:
             self.entropy_hist.update(float(np.mean(entropies)))
         return out
+
+    def _zero_pass(self) -> None:
+        """A forward/backward with zero loss: keeps an FSDP rank without data in step with the others."""
+        device = next(self.model.parameters()).device
+        ids = torch.full((1, 1), self.pad_id, dtype=torch.long, device=device)
+        out = self.model(input_ids=ids, use_cache=False)
+        (out.logits.float().sum() * 0.0).backward()
 
     # ---- one step, the loop, checkpoints --------------------------------------------------------------------
     def train_step(self) -> dict[str, Any]:
@@ -561,11 +610,22 @@ class GRPOTrainer:
         return {"task_position": self.tasks.position, "entropy_hist": self.entropy_hist.state_dict()}
 
     def save(self) -> Path:
+        """Write a checkpoint (under FSDP every rank gathers the full model and optimizer state and writes them to
+        its own output folder, so each holds a complete, loadable checkpoint)."""
+        model: Any = self.model
+        optim: Any = self.optimizer
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+            opts = StateDictOptions(
+                full_state_dict=True
+            )  # on every rank (cpu_offload would keep rank 0 only)
+            model, optim = get_state_dict(self.model, self.optimizer, options=opts)
         return save_checkpoint(
             self.out,
             self.step,
-            self.model,
-            self.optimizer,
+            model,
+            optim,
             self.scheduler,
             self.state(),
             self.config.keep_checkpoints,
@@ -576,7 +636,19 @@ class GRPOTrainer:
         ckpt = Path(path) if path else latest_checkpoint(self.out)
         if ckpt is None:
             return False
-        blob = load_checkpoint(ckpt, self.model, self.optimizer, self.scheduler)
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+            blob = load_checkpoint(ckpt, None, None, self.scheduler)
+            set_state_dict(
+                self.model,
+                self.optimizer,
+                model_state_dict=blob["model"],
+                optim_state_dict=blob["optimizer"],
+                options=StateDictOptions(full_state_dict=True),
+            )
+        else:
+            blob = load_checkpoint(ckpt, self.model, self.optimizer, self.scheduler)
         self.step = blob["step"]
         self.tasks.position = blob["state"]["task_position"]
         self.entropy_hist.load_state_dict(blob["state"]["entropy_hist"])

@@ -186,6 +186,28 @@ class HFPolicy(Agent):
         spec = kwargs.pop("spec", None) or f"hf:{Path(folder) / gguf if gguf else folder}"
         return cls(model, tokenizer, spec=spec, **kwargs)
 
+    def replica(self) -> HFPolicy:
+        """A policy with the same settings over a deep copy of the model (e.g. the unsharded rollout model of a
+        trainer whose own model is sharded with FSDP; sync it with `load_weights`)."""
+        import copy
+
+        return HFPolicy(
+            copy.deepcopy(self.model),
+            self.tokenizer,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=self.stop,
+            system_prompt=self.system_prompt,
+            parser=self.parser,
+            max_context_tokens=self.max_context_tokens,
+            seed=int(self._generator.initial_seed()),
+            spec=self.spec,
+            prompt_hook=self.prompt_hook,
+            kv_reuse=self.kv_reuse,
+            fast_decode=self.fast_decode,
+        )
+
     # ---- generation ------------------------------------------------------------------------------------------
     def encode_messages(self, messages: list[dict[str, str]]) -> list[int]:
         return self.chat.prompt_ids(messages)
