@@ -43,7 +43,7 @@ def make_model(folder: Path) -> None:
     tok.save_pretrained(folder)
 
 
-def side_turngym(folder: Path) -> dict:
+def side_turngym(folder: Path, fast_decode: bool = True) -> dict:
     import torch
 
     from turngym.agents.backends.hf import HFPolicy
@@ -52,7 +52,9 @@ def side_turngym(folder: Path) -> dict:
     from turngym.trainers.grpo import GRPOTrainer
 
     torch.manual_seed(0)
-    policy = HFPolicy.from_pretrained(str(folder), max_new_tokens=MAX_NEW, temperature=1.0)
+    policy = HFPolicy.from_pretrained(
+        str(folder), max_new_tokens=MAX_NEW, temperature=1.0, fast_decode=fast_decode
+    )
 
     class PromptEngine:
         """Single-turn prompts: the policy's batched generate, reward from the text."""
@@ -176,11 +178,16 @@ def main() -> None:
     ap.add_argument(
         "--steps", type=int, default=STEPS, help="training steps per side (the first WARMUP not timed)"
     )
+    ap.add_argument(
+        "--no-fast-decode",
+        action="store_true",
+        help="turngym side: generate through the model's own forward (HFPolicy(fast_decode=False))",
+    )
     a = ap.parse_args()
     STEPS = max(a.steps, WARMUP + 1)
     folder = Path(a.model)
     if a.cmd == "side":
-        res = side_turngym(folder) if a.which == "turngym" else side_trl(folder)
+        res = side_turngym(folder, not a.no_fast_decode) if a.which == "turngym" else side_trl(folder)
         print("RESULT " + json.dumps(res))
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -188,7 +195,8 @@ def main() -> None:
     results = {}
     for which, py in (("turngym", sys.executable), ("trl", a.trl_python)):
         out = subprocess.run(
-            [py, __file__, "side", which, "--model", str(folder), "--steps", str(STEPS)],
+            [py, __file__, "side", which, "--model", str(folder), "--steps", str(STEPS)]
+            + (["--no-fast-decode"] if a.no_fast_decode and which == "turngym" else []),
             capture_output=True,
             text=True,
         )

@@ -9,7 +9,7 @@ their random init (`--freeze-embeddings`: without it the colour words' embedding
 a colour); 4,800 generated train tasks seen three times (3,600 SFT steps of 4 expert episodes, cosine lr from
 3e-3, with the context LM loss); then, from the same SFT weights, 20 GRPO steps and 20 GiGPO steps of 8 tasks x 8
 episodes at lr 3e-4; all 50 held-out tasks evaluated greedily every 5 steps. Writes OUT/results.json and
-OUT/learning_curve.png. ~30 min on 2 cores.
+OUT/learning_curve.png. ~21 min on 2 cores (reproduced from a clean clone, docs/trainers.md).
 
 Why RL helps here (docs/trainers.md, "The imitation gap"): the scripted expert knows whether its memory is stale;
 it recalls memory when it is right (70% of tasks) and asks the person where the object is otherwise. The learner
