@@ -15,10 +15,8 @@ direction, and then no head can copy which one it saw (docs/trainers.md, "the co
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from collections import Counter
-from pathlib import Path
 
 COLOURS = ["white", "red", "blue", "green", "yellow", "black", "purple", "orange"]
 NOUNS = ["laptop", "book", "mug", "apple", "phone", "keys", "cup", "bowl", "watch"]
@@ -38,11 +36,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from turngym.trainers import demo
     from turngym.trainers.sft import expert_token_episode
 
-    res_path = Path(a.run) / "results.json"
-    if not res_path.is_file():
-        raise SystemExit(f"{a.run}: no results.json (pass a turngym.trainers.demo run's --out folder)")
-    opts = demo.parser().parse_args([])
-    vars(opts).update(json.loads(res_path.read_text())["args"])
+    opts = demo.run_options(a.run)
     torch.set_num_threads(opts.threads)
     with tempfile.TemporaryDirectory() as tmp:
         opts.out = tmp

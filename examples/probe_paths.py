@@ -15,10 +15,8 @@ asks when it is not, which the learner cannot see: docs/trainers.md, "The imitat
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 
@@ -36,11 +34,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from turngym.envs.embodied.experts import requested
     from turngym.trainers import demo
 
-    res_path = Path(a.run) / "results.json"
-    if not res_path.is_file():
-        raise SystemExit(f"{a.run}: no results.json (pass a turngym.trainers.demo run's --out folder)")
-    opts = demo.parser().parse_args([])
-    vars(opts).update(json.loads(res_path.read_text())["args"])
+    opts = demo.run_options(a.run)
     torch.set_num_threads(opts.threads)
     policy_: Any = None
 

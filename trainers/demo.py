@@ -376,6 +376,17 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def run_options(run: str | Path) -> argparse.Namespace:
+    """The options a finished run used (its OUT/results.json `args` over the parser's defaults), so that `build()`
+    rebuilds the same pack, tokenizer and model (e.g. to probe its weights)."""
+    path = Path(run) / "results.json"
+    if not path.is_file():
+        raise ConfigError(f"{run}: no results.json (pass a turngym.trainers.demo run's --out folder)")
+    opts = parser().parse_args([])
+    vars(opts).update(json.loads(path.read_text())["args"])
+    return opts
+
+
 def build(a: argparse.Namespace) -> tuple[Path, dict[str, Any], list[Any], Any]:
     """The run's data and model before training: (pack, env kwargs, successful expert episodes, policy), all from
     `a` (same options and seed: same pack, episodes, tokenizer and initial weights)."""

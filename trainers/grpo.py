@@ -330,9 +330,8 @@ class GRPOTrainer:
             return 0.0
         t0 = time.perf_counter()
         weights = self._full_state() if self.fsdp else self.model
-        if callable(
-            getattr(self.engine, "update_policy", None)
-        ):  # the rollout engine also drops stale KV caches
+        # through the rollout engine when it can: it also drops the KV caches kept for the old weights
+        if callable(getattr(self.engine, "update_policy", None)):
             self.engine.update_policy(weights)
         else:
             self.rollout_policy.load_weights(weights)
@@ -482,9 +481,8 @@ class GRPOTrainer:
             logp, old, adv, mask, cfg, entropy=ent, norm_len=self.norm_len(), vocab_size=self.vocab_size
         )
         h = masked_mean_entropy(ent, mask)
-        with (
-            torch.no_grad()
-        ):  # trainer vs sampler log-probs (before the first update: only the sampler mismatch)
+        # trainer vs sampler log-probs (before the first update: the sampler's mismatch alone)
+        with torch.no_grad():
             gap = ((logp.detach() - old).abs() * mask).sum() / mask.sum().clamp(min=1)
         metrics = {
             "pg_loss": float(loss.detach()),
@@ -538,9 +536,8 @@ class GRPOTrainer:
                 tok_total = sum(e.num_policy_tokens for e, _ in mini) or 1
                 self.optimizer.zero_grad(set_to_none=True)
                 starts = list(range(0, len(mini), cfg.micro_batch_size))
-                if (
-                    self.fsdp
-                ):  # every rank runs the same number of forward/backward passes (they are collectives)
+                # under FSDP every rank makes the same number of forward/backward passes (they are collectives)
+                if self.fsdp:
                     for _ in range(math.ceil(cfg.mini_batch_size / cfg.micro_batch_size) - len(starts)):
                         self._zero_pass()
                 for m0 in starts:
@@ -617,9 +614,8 @@ class GRPOTrainer:
         if self.fsdp:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
-            opts = StateDictOptions(
-                full_state_dict=True
-            )  # on every rank (cpu_offload would keep rank 0 only)
+            # full states on every rank (with cpu_offload only rank 0 would get them)
+            opts = StateDictOptions(full_state_dict=True)
             model, optim = get_state_dict(self.model, self.optimizer, options=opts)
         return save_checkpoint(
             self.out,

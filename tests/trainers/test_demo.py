@@ -78,6 +78,19 @@ def test_demo_runs_sft_then_grpo_and_writes_results(tmp_path, capsys):
     assert (out / "learning_curve.png").stat().st_size > 1000
     assert (out / "grpo" / "metrics.jsonl").is_file()
     assert "after SFT" in capsys.readouterr().out
+    # the run's options rebuild the same model: examples/probe_paths.py plays its held-out tasks on three paths
+    assert demo.run_options(out).hidden == 32
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "probe_paths", Path(__file__).parents[2] / "examples" / "probe_paths.py"
+    )
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    got = probe.main([str(out), "--episodes", "2"])
+    assert set(got) == {"free", "memory", "ask", "first_actions"} and sum(got["first_actions"].values()) == 2
+    assert all(0 <= got[k] <= 2 for k in ("free", "memory", "ask"))
 
     # the same SFT weights again (--sft-from), then HC-GRPO and TCOD with the SFT model as the teacher
     out2 = tmp_path / "demo2"
