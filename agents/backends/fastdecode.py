@@ -95,7 +95,7 @@ def forward(
     cos, sin = inner.rotary_emb(x, positions)
     cos, sin = cos[:, None], sin[:, None]
     eye = torch.zeros_like(attend)
-    eye[:, torch.arange(s), torch.arange(start, end)] = True
+    eye[:, torch.arange(s, device=ids.device), torch.arange(start, end, device=ids.device)] = True
     mask = (attend | eye)[:, None]
     d = cache.head_dim
     for i, layer in enumerate(inner.layers):
