@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,6 @@ def _load_policy(path: str) -> Any:
 
 def _load_vllm_rollout(cfg: Any) -> Any:
     """A vLLM engine over the same checkpoint as the trained model (`rollout_backend: vllm`), one per process."""
-    import os
-
     from turngym.errors import ConfigError
     from turngym.trainers.grpo import dist_info
 
@@ -47,9 +46,9 @@ def _load_vllm_rollout(cfg: Any) -> Any:
     from turngym.agents.backends.vllm import VLLMPolicy
 
     max_len = 8192
-    conf = os.path.join(cfg.model, "config.json")
-    if os.path.exists(conf):
-        max_len = min(max_len, int(json.load(open(conf)).get("max_position_embeddings") or max_len))
+    conf = Path(cfg.model) / "config.json"
+    if conf.is_file():
+        max_len = min(max_len, int(json.loads(conf.read_text()).get("max_position_embeddings") or max_len))
     return VLLMPolicy.from_pretrained(
         cfg.model,
         dtype=cfg.vllm_dtype,

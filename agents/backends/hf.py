@@ -274,10 +274,7 @@ class HFPolicy(Agent):
             dtype = next(self.model.parameters()).dtype
             kv = fastdecode.KVCache(self.model, n, c_w + s_w + max_new, device, dtype)
             if cached:
-                for i, (cids, ckv) in enumerate(cached):
-                    for li, (k0, v0) in enumerate(ckv or []):
-                        kv.keys[li][i, :, c_w - len(cids) : c_w] = k0[0]
-                        kv.values[li][i, :, c_w - len(cids) : c_w] = v0[0]
+                self._place_kept(cached, list(zip(kv.keys, kv.values)), c_w)
                 kv.length = c_w
             past0 = kv
         else:
@@ -371,16 +368,25 @@ class HFPolicy(Agent):
         from transformers.cache_utils import DynamicCache
 
         ref = next(kv for _, kv in cached if kv is not None)
-        layers = []
-        for li, (k0, v0) in enumerate(ref):
-            k = torch.zeros((len(cached), k0.shape[1], width, k0.shape[3]), dtype=k0.dtype, device=device)
-            v = torch.zeros((len(cached), v0.shape[1], width, v0.shape[3]), dtype=v0.dtype, device=device)
-            for i, (ids, kv) in enumerate(cached):
-                if kv is not None:
-                    k[i, :, width - len(ids) :] = kv[li][0][0]
-                    v[i, :, width - len(ids) :] = kv[li][1][0]
-            layers.append((k, v))
+        layers = [
+            (
+                torch.zeros((len(cached), k0.shape[1], width, k0.shape[3]), dtype=k0.dtype, device=device),
+                torch.zeros((len(cached), v0.shape[1], width, v0.shape[3]), dtype=v0.dtype, device=device),
+            )
+            for k0, v0 in ref
+        ]
+        self._place_kept(cached, layers, width)
         return DynamicCache(ddp_cache_data=layers)
+
+    @staticmethod
+    def _place_kept(cached: list[Any], layers: list[tuple[Any, Any]], width: int) -> None:
+        """Write each row's kept K/V into columns [width - len, width) of every layer's (K, V) tensors."""
+        for i, (ids, kv) in enumerate(cached):
+            if kv is None:
+                continue
+            for (k, v), (k0, v0) in zip(layers, kv):
+                k[i, :, width - len(ids) : width] = k0[0]
+                v[i, :, width - len(ids) : width] = v0[0]
 
     def _dynamic_layers(self, past: Any) -> list[tuple[Any, Any]] | None:
         """The (K, V) of each layer of a transformers DynamicCache; None (and kv_reuse off) for any other cache."""
