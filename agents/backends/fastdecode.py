@@ -4,9 +4,9 @@ The math is transformers' `LlamaForCausalLM` / `Qwen2ForCausalLM` forward (RMSNo
 model's own `rotary_emb`, grouped-query SDPA attention, SiLU-gated MLP, the model's `lm_head`), read from the model's
 current parameters at every call, so a trainer's in-place updates are seen at once. What it drops is the per-call
 machinery around that math (cache objects growing by concatenation, 4-D mask construction, output containers,
-deprecation and capture wrappers), which on small models and CPUs costs more than the matrix products: one decode
-step of a 4-layer, 128-wide model in a batch of 16 takes about half the time of `model(...)`
-(`benchmarks/trl_grpo_step.py`, docs/trainers.md). Logits agree with `model(...)` to float rounding (tested).
+deprecation and capture wrappers), which on small models and CPUs is a large share of a decode step. Measured in
+whole GRPO steps of a 4-layer, 128-wide model (`benchmarks/trl_grpo_step.py compare --steps 102`, with and without
+`--no-fast-decode`; docs/trainers.md, "Measured"). Logits agree with `model(...)` to float rounding (tested).
 
 `supports(model)` says whether a model qualifies: a plain (not LoRA-wrapped) Llama or Qwen2 causal LM with SiLU
 MLPs, no sliding-window attention and no tensor-parallel slicing; anything else keeps the model's own forward.
