@@ -12,7 +12,7 @@ from turngym.envs.shopping.catalog import (
     read_catalog,
     save_catalog,
 )
-from turngym.envs.shopping.search import SearchIndex
+from turngym.envs.shopping.search import open_index
 from turngym.envs.shopping.vocab import TYPES
 from turngym.errors import ConfigError, TaskPackError
 from turngym.tasks.pack import load_pack
@@ -80,8 +80,9 @@ def _mini() -> Catalog:
     )
 
 
-def test_bm25_ranks_and_is_injection_safe():
-    idx = SearchIndex(_mini())
+@pytest.mark.parametrize("backend", ["tantivy", "fts5"])
+def test_bm25_ranks_and_is_injection_safe(backend, tmp_path):
+    idx = open_index(_mini(), backend, cache_dir=tmp_path)
     try:
         assert idx.search("running shoes")[0] == "B02"
         assert idx.search("socks running cushioned")[0] == "B03"
