@@ -80,7 +80,8 @@ def check_episode(policy, ep, temperature=1.0):
     for t, (a, b) in enumerate(runs):
         gens = [g for g in policy.record[tuple(ids[:a])] if g.token_ids == ids[a:b]]
         assert gens, f"turn {t}: the policy tokens are not a generation for the prompt before them"
-        assert ep.logprobs[a:b] == gens[0].logprobs
+        # exactly one of them: rows of a batch with the same tokens may round differently in the last bits
+        assert any(ep.logprobs[a:b] == g.logprobs for g in gens)
         assert set(ep.turn_index[a:b]) == {t}
     assert all(
         ti == -1 and lp == 0.0 for ti, lp, m in zip(ep.turn_index, ep.logprobs, ep.policy_mask) if not m
@@ -133,9 +134,17 @@ def test_parse_failures_reach_the_env_as_invalid_actions(lock_id):
         check_episode(policy, ep)
 
 
+MARGIN = 3.0  # nats between the target token and the best other one; CPU rounding differences are far smaller
+MAX_FIT_STEPS = 300
+
+
+@pytest.mark.isa_sensitive
 def test_trained_weights_are_used_and_rewards_follow_the_env(lock_id):
     """Fit the tiny model (in place, on `.model`) to answer "open" to the lock's first prompt; greedy rollouts then
-    open with it, and rewards, success and obs keys are the env's."""
+    open with it, and rewards, success and obs keys are the env's.
+
+    Trained until every target token beats the runner-up by MARGIN nats (not for a fixed step count): rounding
+    differs between CPUs (AVX2, AVX-512), and only a clear margin makes the greedy answer the same on all."""
     import gymnasium as gym
 
     policy = make_policy(max_new_tokens=8, temperature=0.0)
@@ -147,16 +156,24 @@ def test_trained_weights_are_used_and_rewards_follow_the_env(lock_id):
     opening = [{"role": "user", "content": first_user_message(info["instructions"], obs["text"])}]
     target = policy.chat.template_ids([*opening, {"role": "assistant", "content": "open"}])
     n_prompt = len(policy.chat.prompt_ids(opening))
-    opt = torch.optim.Adam(policy.model.parameters(), lr=3e-2)
+    x = torch.tensor([target])
+    answer = x[0, n_prompt:]  # "open", the end-of-turn token and the template's closing newline
+    opt = torch.optim.Adam(policy.model.parameters(), lr=1e-2)
     policy.model.train()
-    for _ in range(40):
-        x = torch.tensor([target])
-        logits = policy.model(x).logits[0, :-1]
-        loss = torch.nn.functional.cross_entropy(logits[n_prompt - 1 :], x[0, n_prompt:])
+    margin = torch.full((len(answer),), -float("inf"))
+    for _ in range(MAX_FIT_STEPS):
+        logits = policy.model(x).logits[0, n_prompt - 1 : -1]
+        with torch.no_grad():
+            others = logits.scatter(1, answer[:, None], -float("inf"))
+            margin = logits.gather(1, answer[:, None])[:, 0] - others.max(1).values
+        if margin.min() >= MARGIN:
+            break
+        loss = torch.nn.functional.cross_entropy(logits, answer)
         opt.zero_grad()
         loss.backward()
         opt.step()
     policy.model.eval()
+    assert margin.min() >= MARGIN, f"not fitted in {MAX_FIT_STEPS} steps: margins {margin.tolist()}"
     with RolloutEngine(policy, lock_id, num_envs=2, max_turns=2) as eng:
         eps = eng.collect(["train-0"], group_size=2, seed=0)
     for ep in eps:
