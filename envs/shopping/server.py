@@ -3,7 +3,7 @@
 URL scheme (every page URL carries the session id, as WebShop's `/<session_id>/...` routes do, and the whole page
 state, so the browser's back button and reloads work and sessions cannot see each other):
 
-    POST /api/sessions                      {"task_id": optional, "split": optional} -> {"session_id", "url", ...}
+    POST /api/sessions                      {"task_id", "session_id", "split": each optional} -> {"session_id", "url", ...}
     GET  /<sid>/                            search page (ids `fixed_<n>` auto-create a session on task n, like WebShop)
     GET  /<sid>/search?q=QUERY&page=N       results, 10 per page
     GET  /<sid>/item/<asin>?q=&page=&opt=NAME:VALUE (repeatable)      item page with option buttons
@@ -16,6 +16,11 @@ Every clickable element is an `<a>` or `<button>` whose text is the WebShop labe
 `Next >`, the asin, option values, `Description`, `Features`, `Reviews`, `Buy Now`), so a browser agent's
 `click[...]` maps one-to-one onto the text env. Run one with
 `python -m turngym.envs.shopping.server --port 3000 --split test`.
+
+Every request is checked at the boundary before any state changes (`_Handler.handle_one_request`): request line,
+headers, body framing and size, URL encoding, query fields, JSON fields, session ids. A malformed request gets a 4xx
+(405/501 for methods) with a message naming what was wrong, and its connection is closed. The limits are the
+module constants below; a whole request must arrive within `ShopServer(timeout=...)` seconds.
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ import argparse
 import html
 import json
 import logging
+import re
 import secrets
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote_to_bytes, urlencode, urlsplit
 
 from turngym.envs.shopping.catalog import load_catalog
 from turngym.envs.shopping.reward import webshop_reward
@@ -40,7 +48,85 @@ from turngym.errors import ConfigError
 from turngym.tasks.pack import load_pack
 
 log = logging.getLogger(__name__)
+
 MAX_SESSIONS = 10_000
+MAX_REQUEST_LINE = 8192  # bytes of `METHOD target HTTP/1.1`; longer: 414
+MAX_HEADER_BYTES = 16384  # all header lines together; more (or over 100 lines): 431
+MAX_BODY = 65536  # request body bytes, with Content-Length or chunked; more: 413
+MAX_QUERY_FIELDS = 64  # name=value pairs in a query string
+MAX_QUERY_CHARS = 500  # a search query (`q`), after decoding
+MAX_TASK_ID_CHARS = 200
+MAX_CONNECTIONS = 256  # connections served at once; more are answered 503 and closed
+DEFAULT_TIMEOUT = 10.0  # seconds for a whole request to arrive (and for an idle keep-alive connection)
+
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SESSION_ID_RULE = "1-64 characters from A-Z a-z 0-9 _ -"
+_FIXED_ID = re.compile(r"fixed_(0|[1-9][0-9]{0,8})")
+_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,5}")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_REQUEST_LINE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}) ([\x21-\x7e]+) (HTTP/[0-9.]{1,10})")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_METHODS = ("GET", "HEAD", "POST", "DELETE")
+_OTHER_HTTP_METHODS = ("PUT", "PATCH", "OPTIONS", "TRACE", "CONNECT")
+_SESSION_FIELDS = ("task_id", "session_id", "split")
+_PAGE_FIELDS = ("q", "page", "opt")
+
+
+def _short(text: str, n: int = 60) -> str:
+    return repr(text if len(text) <= n else text[:n] + "...")
+
+
+def check_session_id(sid: Any) -> str:
+    """`sid` if it is a valid session id (`SESSION_ID`, not `api`); raises ConfigError naming the rule otherwise."""
+    if not isinstance(sid, str):
+        raise ConfigError(f"session_id must be a string, got {type(sid).__name__}")
+    if not SESSION_ID.fullmatch(sid) or sid == "api":
+        raise ConfigError(f"session_id {_short(sid)} is not valid: use {SESSION_ID_RULE} (not 'api')")
+    return sid
+
+
+def parse_target(target: str) -> tuple[list[str], dict[str, list[str]]]:
+    """Path segments and query fields of a request target (`/a/b?x=1`) or a full `http(s)://` URL, percent-decoded
+    as UTF-8. Raises ConfigError naming what is malformed (characters, percent-encoding, UTF-8, field count)."""
+    if target.startswith(("http://", "https://")):
+        u = urlsplit(target)
+        if u.fragment:
+            raise ConfigError("URL has a fragment ('#'): page URLs have none")
+        path, query = u.path or "/", u.query
+    elif target.startswith("/"):
+        path, _, query = target.partition("?")
+    else:
+        raise ConfigError(f"request target {_short(target)} must be a path starting with '/'")
+    bad = next((c for c in path + query if not "\x21" <= c <= "\x7e" or c == "#"), None)
+    if bad is not None:
+        raise ConfigError(f"URL has the character {bad!r}: percent-encode it")
+    m = _BAD_PERCENT.search(path + "?" + query)
+    if m:
+        where = (path + "?" + query)[m.start() : m.start() + 3]
+        raise ConfigError(f"bad percent-encoding {where!r} in URL: '%' must be followed by two hex digits")
+    parts = []
+    for seg in path.split("/"):
+        if not seg:
+            continue
+        try:
+            text = unquote_to_bytes(seg).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"URL path segment {_short(seg)} is not UTF-8 after percent-decoding") from None
+        if _CONTROL.search(text):
+            raise ConfigError(f"URL path segment {_short(seg)} decodes to a control character")
+        parts.append(text)
+    try:
+        qs = parse_qs(query, keep_blank_values=True, errors="strict", max_num_fields=MAX_QUERY_FIELDS)
+    except UnicodeDecodeError:
+        raise ConfigError("query string is not UTF-8 after percent-decoding") from None
+    except ValueError:
+        raise ConfigError(f"query string has more than {MAX_QUERY_FIELDS} fields") from None
+    for name, values in qs.items():
+        if _CONTROL.search(name) or any(_CONTROL.search(v) for v in values):
+            raise ConfigError(f"query field {_short(name)} has a control character")
+    return parts, qs
 
 
 @dataclass
@@ -100,17 +186,56 @@ class ShopHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, addr: tuple[str, int], shop: ShopServer):
         self.shop = shop
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(addr, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            msg = f"the store is serving {MAX_CONNECTIONS} connections; retry shortly\n".encode()
+            try:
+                request.settimeout(1.0)
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(msg), msg)
+                )
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
 
 class ShopServer:
-    """A store for one task pack/split, served on `host:port` (port 0 picks a free one). Use as a context manager."""
+    """A store for one task pack/split, served on `host:port` (port 0 picks a free one). Use as a context manager.
+
+    `timeout`: seconds a whole request may take to arrive (and an idle keep-alive connection may stay open)."""
 
     def __init__(
-        self, task_pack: str = "webshop-synth", split: str = "test", host: str = "127.0.0.1", port: int = 0
+        self,
+        task_pack: str = "webshop-synth",
+        split: str = "test",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timeout: float = DEFAULT_TIMEOUT,
     ):
+        if not timeout > 0:
+            raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.pack = load_pack(task_pack, family="shopping", fields=TASK_FIELDS)
         self.split = split
+        self.timeout = float(timeout)
         self.tasks = self.pack.tasks(split)
         self.catalog = load_catalog(self.pack.manifest.get("catalog"), self.pack.root)
         self.store: Store = store_for(self.catalog)
@@ -146,12 +271,20 @@ class ShopServer:
 
     # ---- sessions -----------------------------------------------------------------------------------------------
     def create_session(self, task_id: str | None = None, sid: str | None = None) -> Session:
+        """A new session on `task_id` (default: the split's first task) with id `sid` (default: random hex).
+        Raises ConfigError (and creates nothing) on an unknown task, an invalid or taken id, or a full store."""
         if task_id is None:
             task = self.tasks[0]
         else:
+            if not isinstance(task_id, str):
+                raise ConfigError(f"task_id must be a string, got {type(task_id).__name__}")
             task = next((t for t in self.tasks if t["task_id"] == task_id), None)
             if task is None:
-                raise ConfigError(f"split {self.split!r} of {self.pack.name!r} has no task_id {task_id!r}")
+                raise ConfigError(
+                    f"split {self.split!r} of {self.pack.name!r} has no task_id {_short(task_id)}"
+                )
+        if sid is not None:
+            check_session_id(sid)
         with self._lock:
             if len(self.sessions) >= MAX_SESSIONS:
                 raise ConfigError(
@@ -163,12 +296,21 @@ class ShopServer:
             s = self.sessions[sid] = Session(sid, task)
         return s
 
-    def get_session(self, sid: str) -> Session | None:
+    def fixed_task(self, sid: str) -> dict[str, Any] | None:
+        """The task a WebShop-style id `fixed_<n>` (ASCII digits, no leading zero, n < number of tasks) stands for."""
+        m = _FIXED_ID.fullmatch(sid)
+        if m is None or int(m.group(1)) >= len(self.tasks):
+            return None
+        return self.tasks[int(m.group(1))]
+
+    def get_session(self, sid: str, create: bool = True) -> Session | None:
+        """The session `sid`; a `fixed_<n>` id not seen yet is created on task n when `create`."""
         with self._lock:
             s = self.sessions.get(sid)
-        if s is None and sid.startswith("fixed_") and sid[6:].isdigit() and int(sid[6:]) < len(self.tasks):
+        task = self.fixed_task(sid) if s is None and create else None
+        if task is not None:
             try:
-                return self.create_session(self.tasks[int(sid[6:])]["task_id"], sid)
+                return self.create_session(task["task_id"], sid)
             except ConfigError:
                 with self._lock:
                     return self.sessions.get(sid)
@@ -182,31 +324,42 @@ class ShopServer:
 
     def parse_page(self, rest: list[str], qs: dict[str, list[str]]) -> Page | None:
         """The store `Page` a URL path (after `/<sid>`, split on `/`) and its parsed query string stand for; None
-        when there is no such page. Raises ConfigError on an unknown product/option or a bad page number."""
+        when there is no such page. Raises ConfigError on an unknown query field, a repeated `q`/`page`, a query
+        over `MAX_QUERY_CHARS`, a page number that is not 1-999999 in ASCII digits, or an unknown product/option."""
+        unknown = sorted(set(qs) - set(_PAGE_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown query field {_short(unknown[0])} (pages take q, page, opt)")
+        for name in ("q", "page"):
+            if len(qs.get(name, [])) > 1:
+                raise ConfigError(f"query field {name!r} given {len(qs[name])} times")
         q = (qs.get("q") or [""])[0].strip()
-        try:
-            n = int((qs.get("page") or ["1"])[0])
-        except ValueError:
-            raise ConfigError("page must be an integer") from None
+        if len(q) > MAX_QUERY_CHARS:
+            raise ConfigError(f"search query has {len(q)} characters; at most {MAX_QUERY_CHARS}")
+        raw_n = (qs.get("page") or ["1"])[0]
+        if not _PAGE_NUMBER.fullmatch(raw_n):
+            raise ConfigError(
+                f"page must be a whole number 1-999999 in ASCII digits, got {_short(raw_n, 20)}"
+            )
+        n = int(raw_n)
         if not rest:
             return Page()
         if rest[0] == "search" and len(rest) == 1:
             if not q:
                 return Page()
             total = len(self.store.results(q))
-            return Page("results", q, min(max(1, n), self.store.n_pages(total)))
+            return Page("results", q, min(n, self.store.n_pages(total)))
         if rest[0] in ("item", "buy") and len(rest) >= 2:
             asin = rest[1]
             if asin not in self.catalog:
-                raise ConfigError(f"no product {asin!r}")
+                raise ConfigError(f"no product {_short(asin)}")
             product = self.catalog[asin]
             opts: dict[str, str] = {}
             for raw in qs.get("opt", []):
                 name, _, value = raw.partition(":")
                 if name not in product.options or value not in product.options[name]:
-                    raise ConfigError(f"product {asin} has no option {raw!r}")
+                    raise ConfigError(f"product {asin} has no option {_short(raw)} (expected NAME:VALUE)")
                 opts[name] = value
-            base = Page("item", q, max(1, n), asin, "", tuple(sorted(opts.items())))
+            base = Page("item", q, n, asin, "", tuple(sorted(opts.items())))
             if rest[0] == "buy" and len(rest) == 2:
                 return Page("done", base.query, base.page, asin, "", base.options)
             if rest[0] == "item" and len(rest) == 2:
@@ -217,12 +370,14 @@ class ShopServer:
 
     def page_from_url(self, url: str) -> tuple[str, Page | None]:
         """(session id, Page) of a page URL of this store (`/<sid>/...`); the Page is None for a non-store URL."""
-        u = urlsplit(url)
-        parts = [unquote(p) for p in u.path.split("/") if p]
+        try:
+            parts, qs = parse_target(url)
+        except ConfigError:
+            return "", None
         if not parts or parts[0] == "api":
             return "", None
         try:
-            return parts[0], self.parse_page(parts[1:], parse_qs(u.query, keep_blank_values=True))
+            return parts[0], self.parse_page(parts[1:], qs)
         except ConfigError:
             return parts[0], None
 
@@ -309,20 +464,107 @@ class ShopServer:
         )
 
 
+class _Reject(Exception):
+    """A request refused with an HTTP status and a message saying what was wrong."""
+
+    def __init__(self, status: int, message: str, allow: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.status = int(status)
+        self.allow = allow
+
+
+class _Reader:
+    """Reads one request from a connection's buffered file; the whole request must arrive by one deadline, so a
+    client sending a byte at a time cannot hold the connection longer than `seconds`."""
+
+    def __init__(self, conn: socket.socket, rfile: Any, seconds: float):
+        self.conn, self.rfile, self.seconds = conn, rfile, seconds
+        self.end = time.monotonic() + seconds
+        self.received = 0
+
+    def _buffered(self) -> bytes:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise _Reject(HTTPStatus.REQUEST_TIMEOUT, f"request not received within {self.seconds:g} s")
+        self.conn.settimeout(left)
+        try:
+            return self.rfile.peek(1)  # at most one recv, bounded by the time left
+        except TimeoutError:
+            raise _Reject(
+                HTTPStatus.REQUEST_TIMEOUT, f"request not received within {self.seconds:g} s"
+            ) from None
+
+    def readline(self, limit: int, too_long: _Reject) -> bytes:
+        """A line with its b"\\n"; shorter (no newline) at end of stream; raises `too_long` past `limit` bytes."""
+        out = bytearray()
+        while True:
+            if len(out) >= limit:
+                raise too_long
+            chunk = self._buffered()
+            if not chunk:
+                return bytes(out)
+            i = chunk.find(b"\n", 0, limit - len(out))
+            n = i + 1 if i >= 0 else min(len(chunk), limit - len(out))
+            out += self.rfile.read(n)
+            self.received += n
+            if i >= 0:
+                return bytes(out)
+
+    def read(self, n: int) -> bytes:
+        """`n` bytes, or fewer when the stream ends first."""
+        out = bytearray()
+        while len(out) < n:
+            if not self._buffered():
+                break
+            chunk = self.rfile.read1(n - len(out))
+            self.received += len(chunk)
+            out += chunk
+        return bytes(out)
+
+
+class _HeaderLines:
+    """The file `http.client.parse_headers` reads from: lines of the header section, `MAX_HEADER_BYTES` in all."""
+
+    def __init__(self, reader: _Reader):
+        self.reader, self.left = reader, MAX_HEADER_BYTES
+
+    def readline(self, size: int = -1) -> bytes:
+        too_long = _Reject(
+            HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"request headers are over {MAX_HEADER_BYTES} bytes"
+        )
+        line = self.reader.readline(self.left, too_long)
+        if not line.endswith(b"\n"):
+            raise _Reject(
+                HTTPStatus.BAD_REQUEST, "request ended inside its headers (no blank line after them)"
+            )
+        self.left -= len(line)
+        return line
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: ShopHTTPServer
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("%s " + fmt, self.address_string(), *args)
 
     # ---- responses ----------------------------------------------------------------------------------------------
-    def _send(self, status: int, body: str, ctype: str = "text/html; charset=utf-8") -> None:
+    def _send(
+        self, status: int, body: str, ctype: str = "text/html; charset=utf-8", allow: tuple[str, ...] = ()
+    ) -> None:
         data = body.encode("utf-8")
+        self.connection.settimeout(
+            self.server.shop.timeout
+        )  # bounds the write to a client that does not read
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
+        if allow:
+            self.send_header("Allow", ", ".join(allow))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -330,96 +572,340 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj: Any) -> None:
         self._send(status, json.dumps(obj), "application/json")
 
-    def _error(self, status: int, msg: str) -> None:
-        if self.path.startswith("/api/"):
-            self._json(status, {"error": msg})
-        else:
-            self._send(
-                status,
-                f"<!doctype html><html><body><h1>{int(status)}</h1><p id='error'>{html.escape(msg)}</p></body></html>",
-            )
+    def _fail(self, status: int, msg: str, allow: tuple[str, ...] = ()) -> None:
+        """Answer an error in the route's format (JSON for /api/, HTML for pages, text before the route is known)
+        and close the connection: the rest of a refused request is never read."""
+        self.close_connection = True
+        try:
+            if self._kind == "api":
+                self._send(status, json.dumps({"error": msg}), "application/json", allow)
+            elif self._kind == "html":
+                page = f"<!doctype html><html><body><h1>{status}</h1><p id='error'>{html.escape(msg)}</p></body></html>"
+                self._send(status, page, allow=allow)
+            else:
+                self._send(status, msg + "\n", "text/plain; charset=utf-8", allow)
+        except OSError:
+            pass  # the client is gone
 
-    def _body(self) -> dict[str, Any]:
-        n = int(self.headers.get("Content-Length") or 0)
-        if n > 1_000_000:
-            raise ConfigError("request body too large")
-        raw = self.rfile.read(n) if n else b""
-        if not raw:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # the base class's own refusals (e.g. over 100 header lines) in the same format as ours
+        self._fail(code, "; ".join(x for x in (message, explain) if x) or HTTPStatus(code).phrase)
+
+    # ---- reading and checking a request -------------------------------------------------------------------------
+    def handle_one_request(self) -> None:
+        self.command, self.path, self.request_version, self.requestline = "", "", "HTTP/1.1", ""
+        self.close_connection = True
+        self._kind = "text"
+        self._framing: tuple[str, int] = ("length", 0)
+        reader = _Reader(self.connection, self.rfile, self.server.shop.timeout)
+        try:
+            try:
+                if not self._read_request_line(reader):
+                    return
+            except _Reject as exc:
+                if reader.received == 0 and exc.status == HTTPStatus.REQUEST_TIMEOUT:
+                    return  # an idle keep-alive connection: close it quietly
+                raise
+            saved, self.rfile = self.rfile, _HeaderLines(reader)
+            try:
+                if not self.parse_request():
+                    return  # answered by send_error
+            finally:
+                self.rfile = saved
+            self._check_head()
+            body = self._read_body(reader)
+            self._route(body)
+            self.wfile.flush()
+        except _Reject as exc:
+            self._fail(exc.status, str(exc), exc.allow)
+        except OSError:
+            self.close_connection = True  # reset by the client, or a write timed out
+
+    def _read_request_line(self, reader: _Reader) -> bool:
+        too_long = _Reject(HTTPStatus.REQUEST_URI_TOO_LONG, f"request line is over {MAX_REQUEST_LINE} bytes")
+        for _ in range(8):  # a few stray blank lines before a request are allowed (RFC 9112 2.2)
+            raw = reader.readline(MAX_REQUEST_LINE + 2, too_long)
+            if not raw:
+                return False  # the client closed the connection
+            if raw not in (b"\r\n", b"\n"):
+                break
+        else:
+            raise _Reject(HTTPStatus.BAD_REQUEST, "blank lines instead of a request line")
+        if not raw.endswith(b"\n"):
+            raise _Reject(HTTPStatus.BAD_REQUEST, "request line ended without a line break")
+        try:
+            line = raw.decode("ascii").removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError:
+            raise _Reject(
+                HTTPStatus.BAD_REQUEST, "request line is not ASCII: percent-encode the URL"
+            ) from None
+        m = _REQUEST_LINE.fullmatch(line)
+        if m is None:
+            raise _Reject(
+                HTTPStatus.BAD_REQUEST,
+                f"malformed request line {_short(line)}: expected 'METHOD /path HTTP/1.1'",
+            )
+        target = m.group(2)
+        self._kind = "api" if re.match(r"(https?://[^/]*)?/api(/|\?|$)", target) else "html"
+        if m.group(3) not in ("HTTP/1.0", "HTTP/1.1"):
+            raise _Reject(
+                HTTPStatus.BAD_REQUEST, f"unsupported version {m.group(3)!r}: use HTTP/1.1 or HTTP/1.0"
+            )
+        self.raw_requestline = raw
+        return True
+
+    def handle_expect_100(self) -> bool:
+        self._check_head()  # refuse a bad or too large body before asking the client to send it
+        return super().handle_expect_100()
+
+    def _check_head(self) -> None:
+        """Headers, method and body framing; sets `self._framing` to ("length", n) or ("chunked", 0)."""
+        h = self.headers
+        if h.defects or h.get_payload():
+            raise _Reject(HTTPStatus.BAD_REQUEST, "malformed header line: each must be 'Name: value'")
+        for name, value in h.items():
+            if not _TOKEN.fullmatch(name):
+                raise _Reject(HTTPStatus.BAD_REQUEST, f"malformed header name {_short(name)}")
+            if _HEADER_VALUE_BAD.search(value):
+                raise _Reject(
+                    HTTPStatus.BAD_REQUEST, f"header {name!r} has a control character or a folded line"
+                )
+        if self.request_version == "HTTP/1.1" and len(h.get_all("Host") or []) != 1:
+            raise _Reject(HTTPStatus.BAD_REQUEST, "an HTTP/1.1 request needs exactly one Host header")
+        if self.command not in _METHODS:
+            if self.command in _OTHER_HTTP_METHODS:
+                raise _Reject(
+                    HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command} is not allowed here", _METHODS
+                )
+            raise _Reject(HTTPStatus.NOT_IMPLEMENTED, f"unknown method {_short(self.command, 32)}", _METHODS)
+        te = h.get_all("Transfer-Encoding") or []
+        cl = h.get_all("Content-Length") or []
+        if te:
+            if cl:
+                raise _Reject(
+                    HTTPStatus.BAD_REQUEST, "a request may not have both Content-Length and Transfer-Encoding"
+                )
+            codings = [c.strip().lower() for v in te for c in v.split(",")]
+            if codings != ["chunked"]:
+                raise _Reject(
+                    HTTPStatus.BAD_REQUEST,
+                    f"Transfer-Encoding {_short(', '.join(te))} is not supported: send Content-Length or 'chunked'",
+                )
+            if self.request_version != "HTTP/1.1":
+                raise _Reject(HTTPStatus.BAD_REQUEST, "a chunked body needs HTTP/1.1")
+            self._framing = ("chunked", 0)
+            return
+        values = {v.strip() for header in cl for v in header.split(",")}
+        if len(values) > 1:
+            raise _Reject(HTTPStatus.BAD_REQUEST, f"conflicting Content-Length values {sorted(values)}")
+        if values:
+            v = values.pop()
+            if not re.fullmatch(r"[0-9]{1,15}", v):
+                raise _Reject(
+                    HTTPStatus.BAD_REQUEST,
+                    f"Content-Length must be a whole number of bytes, got {_short(v, 30)}",
+                )
+            if int(v) > MAX_BODY:
+                raise _Reject(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    f"request body of {int(v)} bytes is over {MAX_BODY} bytes",
+                )
+            self._framing = ("length", int(v))
+
+    def _read_body(self, reader: _Reader) -> bytes:
+        kind, n = self._framing
+        if kind == "length":
+            data = reader.read(n)
+            if len(data) < n:
+                raise _Reject(HTTPStatus.BAD_REQUEST, f"request body ended after {len(data)} of {n} bytes")
+            return data
+        out = bytearray()
+        line_too_long = _Reject(HTTPStatus.BAD_REQUEST, "chunk size line is over 1024 bytes")
+        while True:
+            line = reader.readline(1024, line_too_long)
+            if not line.endswith(b"\n"):
+                raise _Reject(HTTPStatus.BAD_REQUEST, "chunked body ended before its last (zero-size) chunk")
+            size_text = line.rstrip(b"\r\n").split(b";", 1)[0].strip()
+            if not re.fullmatch(rb"[0-9A-Fa-f]{1,8}", size_text):
+                raise _Reject(
+                    HTTPStatus.BAD_REQUEST, f"bad chunk size {_short(size_text.decode('latin-1'), 20)}"
+                )
+            size = int(size_text, 16)
+            if len(out) + size > MAX_BODY:
+                raise _Reject(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"chunked request body is over {MAX_BODY} bytes"
+                )
+            if size == 0:
+                break
+            data = reader.read(size + 2)
+            if len(data) < size + 2:
+                raise _Reject(HTTPStatus.BAD_REQUEST, "chunked body ended inside a chunk")
+            if data[size:] != b"\r\n":
+                raise _Reject(HTTPStatus.BAD_REQUEST, "chunk data must be followed by CRLF")
+            out += data[:size]
+        for _ in range(32):  # trailer fields, then a blank line
+            line = reader.readline(1024, line_too_long)
+            if not line.endswith(b"\n"):
+                raise _Reject(HTTPStatus.BAD_REQUEST, "chunked body ended before its final blank line")
+            if line in (b"\r\n", b"\n"):
+                return bytes(out)
+        raise _Reject(HTTPStatus.BAD_REQUEST, "more than 32 trailer lines after a chunked body")
+
+    def _session_request(self, body: bytes) -> dict[str, Any]:
+        """The fields of a `POST /api/sessions` body (empty, or a JSON object of strings/nulls)."""
+        if not body.strip():
             return {}
         try:
-            obj = json.loads(raw)
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Reject(HTTPStatus.BAD_REQUEST, f"request body is not UTF-8 (byte {exc.start})") from None
+
+        def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for k, v in items:
+                if k in out:
+                    raise ValueError(f"duplicate key {_short(k)}")
+                out[k] = v
+            return out
+
+        def constant(name: str) -> Any:
+            raise ValueError(f"{name} is not JSON")
+
+        try:
+            obj = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"request body is not JSON: {exc.msg}") from None
+            raise _Reject(
+                HTTPStatus.BAD_REQUEST,
+                f"request body is not JSON: {exc.msg} (line {exc.lineno} column {exc.colno})",
+            ) from None
+        except RecursionError:
+            raise _Reject(HTTPStatus.BAD_REQUEST, "request body JSON is nested too deeply") from None
+        except ValueError as exc:
+            raise _Reject(HTTPStatus.BAD_REQUEST, f"request body JSON: {str(exc)[:120]}") from None
         if not isinstance(obj, dict):
-            raise ConfigError("request body must be a JSON object")
+            raise _Reject(
+                HTTPStatus.BAD_REQUEST, f"request body must be a JSON object, got {type(obj).__name__}"
+            )
+        unknown = sorted(set(obj) - set(_SESSION_FIELDS))
+        if unknown:
+            raise _Reject(
+                HTTPStatus.BAD_REQUEST,
+                f"unknown field {_short(unknown[0])} in request body (fields: {', '.join(_SESSION_FIELDS)})",
+            )
+        for name in _SESSION_FIELDS:
+            v = obj.get(name)
+            if v is not None and not isinstance(v, str):
+                raise _Reject(
+                    HTTPStatus.BAD_REQUEST, f"field {name!r} must be a string or null, got {type(v).__name__}"
+                )
+        if obj.get("task_id") is not None and len(obj["task_id"]) > MAX_TASK_ID_CHARS:
+            raise _Reject(HTTPStatus.BAD_REQUEST, f"field 'task_id' is over {MAX_TASK_ID_CHARS} characters")
+        sid = obj.get("session_id")
+        if sid is not None:
+            try:
+                check_session_id(sid)
+            except ConfigError as exc:
+                raise _Reject(HTTPStatus.BAD_REQUEST, str(exc)) from None
+            if sid.startswith("fixed_"):
+                raise _Reject(HTTPStatus.BAD_REQUEST, "session ids fixed_<n> are made by opening /fixed_<n>/")
+        split = self.server.shop.split
+        if obj.get("split") not in (None, split):
+            raise _Reject(
+                HTTPStatus.BAD_REQUEST, f"this store serves split {split!r}, not {_short(obj['split'])}"
+            )
         return obj
 
     # ---- routing ------------------------------------------------------------------------------------------------
-    def do_GET(self) -> None:
-        self._route()
-
-    def do_HEAD(self) -> None:
-        self._route()
-
-    def do_POST(self) -> None:
-        self._route()
-
-    def do_DELETE(self) -> None:
-        self._route()
-
-    def _route(self) -> None:
+    def _route(self, body: bytes) -> None:
         try:
-            self._dispatch()
+            self._dispatch(body)
+        except _Reject:
+            raise
         except ConfigError as exc:
-            self._error(HTTPStatus.BAD_REQUEST, str(exc))
+            raise _Reject(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        except OSError:
+            raise
         except Exception as exc:  # a bug must answer 500, not kill the connection silently
-            log.exception("shop server error on %s", self.path)
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+            log.exception("shop server error on %s", self.path[:200])
+            self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
 
-    def _dispatch(self) -> None:
+    def _allow(self, *methods: str) -> None:
+        if self.command not in methods:
+            raise _Reject(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"{self.command} is not allowed here (use {', '.join(methods)})",
+                methods,
+            )
+
+    def _no_body(self, body: bytes) -> None:
+        if body:
+            raise _Reject(
+                HTTPStatus.BAD_REQUEST,
+                f"{self.command} {urlsplit(self.path).path[:80]} takes no request body",
+            )
+
+    def _dispatch(self, body: bytes) -> None:
         shop = self.server.shop
-        url = urlsplit(self.path)
-        parts = [p for p in url.path.split("/") if p]
-        qs = parse_qs(url.query, keep_blank_values=True)
-        if parts[:2] == ["api", "sessions"]:
-            if len(parts) == 2 and self.command == "POST":
-                body = self._body()
-                s = shop.create_session(body.get("task_id"), body.get("session_id"))
+        parts, qs = parse_target(self.path)
+        if parts[:1] == ["api"]:
+            self._kind = "api"
+            if parts[1:2] != ["sessions"] or len(parts) > 3:
+                raise _Reject(HTTPStatus.NOT_FOUND, f"no API route {_short(urlsplit(self.path).path)}")
+            if qs:
+                raise _Reject(HTTPStatus.BAD_REQUEST, "API routes take no query string")
+            if len(parts) == 2:
+                self._allow("POST")
+                req = self._session_request(body)
+                s = shop.create_session(req.get("task_id"), req.get("session_id"))
                 return self._json(HTTPStatus.CREATED, {**s.to_json(), "url": f"{shop.url}/{quote(s.sid)}/"})
-            if len(parts) == 3:
-                s = shop.get_session(parts[2])
-                if s is None:
-                    return self._error(HTTPStatus.NOT_FOUND, f"no session {parts[2]!r}")
-                if self.command == "DELETE":
-                    with shop._lock:
-                        shop.sessions.pop(s.sid, None)
-                    return self._json(HTTPStatus.OK, {"deleted": s.sid})
-                return self._json(HTTPStatus.OK, s.to_json())
-            return self._error(HTTPStatus.NOT_FOUND, f"no API route {url.path!r}")
+            self._allow("GET", "HEAD", "DELETE")
+            self._no_body(body)
+            sid = parts[2]
+            s = shop.get_session(sid, create=False)
+            if s is None:
+                raise _Reject(HTTPStatus.NOT_FOUND, f"no session {_short(sid)}")
+            if self.command == "DELETE":
+                with shop._lock:
+                    shop.sessions.pop(s.sid, None)
+                return self._json(HTTPStatus.OK, {"deleted": s.sid})
+            return self._json(HTTPStatus.OK, s.to_json())
+        self._kind = "html"
         if not parts:
+            self._allow("GET", "HEAD")
+            self._no_body(body)
+            if qs:
+                raise _Reject(HTTPStatus.BAD_REQUEST, "the index page takes no query string")
             return self._send(
                 HTTPStatus.OK,
                 "<!doctype html><p>turngym WebShop store: POST /api/sessions, then open /&lt;session_id&gt;/</p>",
             )
-        s = shop.get_session(parts[0])
-        if s is None:
-            return self._error(
-                HTTPStatus.NOT_FOUND, f"unknown session {parts[0]!r}: POST /api/sessions first"
+        sid = parts[0]
+        s = shop.get_session(sid, create=False)
+        if s is None and shop.fixed_task(sid) is None:
+            rule = "" if SESSION_ID.fullmatch(sid) else f" (session ids are {SESSION_ID_RULE})"
+            raise _Reject(
+                HTTPStatus.NOT_FOUND, f"unknown session {_short(sid)}{rule}: POST /api/sessions first"
             )
         page = shop.parse_page(parts[1:], qs)
         if page is None:
-            return self._error(HTTPStatus.NOT_FOUND, f"no page {url.path!r}")
+            raise _Reject(HTTPStatus.NOT_FOUND, f"no page {_short(urlsplit(self.path).path)}")
+        self._allow(*(("GET", "POST") if page.kind == "done" else ("GET", "HEAD")))
+        self._no_body(body)
+        if s is None:  # a valid request to a fixed_<n> id not seen yet
+            s = shop.get_session(sid)
+            if s is None:
+                raise _Reject(
+                    HTTPStatus.BAD_REQUEST, f"too many sessions ({MAX_SESSIONS}); cannot open {sid}"
+                )
         with s.lock:
             if page.kind == "done":
-                if self.command not in ("POST", "GET"):
-                    return self._error(HTTPStatus.METHOD_NOT_ALLOWED, "buy with POST")
                 if s.done:
                     if s.purchased.get("asin") != page.asin or s.purchased.get("options") != page.chosen:
-                        return self._error(HTTPStatus.CONFLICT, "this session has already bought something")
+                        raise _Reject(HTTPStatus.CONFLICT, "this session has already bought something")
                 else:
                     shop.buy(s, page)
-            s.pages += 1
             html_text = shop.render(s, page)
+            s.pages += 1
         self._send(HTTPStatus.OK, html_text)
 
 
@@ -429,9 +915,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=3000)
+    ap.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for a whole request to arrive"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    srv = ShopServer(args.task_pack, args.split, args.host, args.port)
+    srv = ShopServer(args.task_pack, args.split, args.host, args.port, timeout=args.timeout)
     log.info(
         "WebShop store at %s (split %s, %d tasks); sessions fixed_0..fixed_%d",
         srv.url,
