@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TOP_K = 50
 CACHE_SIZE = 2048
+CLAUSE_CACHE_SIZE = 65536
 MAX_QUERY_TOKENS = 32
 BACKENDS = ("tantivy", "fts5")
 DEFAULT_BACKEND = "tantivy"
@@ -217,6 +218,7 @@ class TantivyIndex(SearchIndex):
         index.reload()
         self._index = index
         self._searcher = index.searcher()
+        self._clauses: dict[str, list] = {}
         if self._searcher.num_docs != len(catalog):
             raise ConfigError(
                 f"search index at {self.path} holds {self._searcher.num_docs} products, the catalog "
@@ -320,15 +322,23 @@ class TantivyIndex(SearchIndex):
             return False
 
     # ---- searching ----------------------------------------------------------------------------------------------
+    def _token_clauses(self, token: str) -> list:
+        """The six boosted term queries of one token (built once: making them costs more than the search)."""
+        got = self._clauses.get(token)
+        if got is None:
+            q, should = self._tv.Query, self._tv.Occur.Should
+            # term queries: tokens are matched verbatim, never parsed as query syntax
+            got = [
+                (should, q.boost_query(q.term_query(self._schema, f, token, index_option="freq"), w))
+                for f, w in zip(FIELDS, _WEIGHTS)
+            ]
+            if len(self._clauses) >= CLAUSE_CACHE_SIZE:
+                self._clauses.clear()
+            self._clauses[token] = got
+        return got
+
     def _rank(self, tokens: tuple[str, ...], top_k: int) -> list[int]:
-        q, should, schema = self._tv.Query, self._tv.Occur.Should, self._schema
-        # term queries: tokens are matched verbatim, never parsed as query syntax
-        clauses = [
-            (should, q.boost_query(q.term_query(schema, f, t, index_option="freq"), w))
-            for t in tokens
-            for f, w in zip(FIELDS, _WEIGHTS)
-        ]
-        query = q.boolean_query(clauses)
+        query = self._tv.Query.boolean_query([c for t in tokens for c in self._token_clauses(t)])
         hits = self._searcher.search(query, top_k, count=False).hits
         if not hits:
             return []
