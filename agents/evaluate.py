@@ -8,14 +8,19 @@ result.summary["success_rate"]
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from turngym.agents.base import Agent, make_agent
 from turngym.agents.rollout import run_episodes
-from turngym.agents.trajectory import Episode, write_episodes
+from turngym.agents.trajectory import Episode
+from turngym.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -67,6 +72,80 @@ class EvalResult:
         return self.out_dir / "report.html" if self.out_dir else None
 
 
+RUN_FIELDS = ("env_id", "agent", "split", "seed", "max_turns", "task_pack", "env_kwargs")
+
+
+def _agent_key(spec: str) -> str:
+    """An agent spec without the options that do not change its actions (request timeout, retries)."""
+    target, _, query = str(spec).partition("?")
+    keep = [o for o in query.split("&") if o and not o.startswith(("timeout=", "retries="))]
+    return target + ("?" + "&".join(keep) if keep else "")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_finished(path: Path) -> list[Episode]:
+    """Episodes of an episodes.jsonl written by an interrupted run; a torn last line (killed mid-write) is dropped,
+    any other unreadable line is an error naming it."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out: list[Episode] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(Episode.from_json(json.loads(line)))
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            if n == len(lines):
+                log.warning("%s:%d: dropping a partly written last line", path, n)
+                break
+            raise ConfigError(f"{path}:{n}: not an episode record ({exc}); cannot resume from it") from exc
+    return out
+
+
+def _previous_run(out_dir: Path, run: dict[str, Any], episodes: int) -> list[Episode]:
+    """The finished episodes in `out_dir`, after checking they belong to the same evaluation as `run`."""
+    summary_path = out_dir / "summary.json"
+    previous = _read_finished(out_dir / "episodes.jsonl")
+    if summary_path.exists():
+        try:
+            old = json.loads(summary_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{summary_path} is not valid JSON ({exc}); cannot resume from it") from exc
+        for key in RUN_FIELDS:
+            if key not in old:
+                continue
+            a, b = old[key], run[key]
+            if key == "agent":
+                a, b = _agent_key(a), _agent_key(b)
+            if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
+                raise ConfigError(
+                    f"cannot resume: {summary_path} records {key}={old[key]!r} but this run has "
+                    f"{key}={run[key]!r}; use the same settings, or a new --out folder"
+                )
+    for ep in previous:
+        if ep.env_id != run["env_id"]:
+            raise ConfigError(
+                f"cannot resume: {out_dir / 'episodes.jsonl'} holds episodes of {ep.env_id}, not {run['env_id']}"
+            )
+    unique = {(e.task_id, e.seed): e for e in previous}
+    if len(unique) > episodes:
+        raise ConfigError(
+            f"cannot resume: {out_dir / 'episodes.jsonl'} already holds {len(unique)} episodes, more than the "
+            f"{episodes} asked for"
+        )
+    if not previous and not summary_path.exists():
+        log.warning("nothing to resume in %s: starting from the first episode", out_dir)
+    else:
+        log.info("resuming %s: %d of %d episodes already finished", out_dir, len(unique), episodes)
+    return list(unique.values())
+
+
 def evaluate(
     env_id: str,
     agent: str | Agent,
@@ -79,33 +158,85 @@ def evaluate(
     task_pack: str | None = None,
     num_envs: int = 8,
     progress: bool = False,
+    resume: bool = False,
+    agent_kwargs: dict[str, Any] | None = None,
 ) -> EvalResult:
-    """Run `episodes` episodes and summarise; with `out`, write episodes.jsonl, summary.json and report.html there."""
+    """Run `episodes` episodes and summarise.
+
+    With `out`, each finished episode is appended to `out/episodes.jsonl` and `summary.json` is rewritten at once,
+    so a killed run keeps what finished; `report.html` is written at the end, also when the run stops on an error
+    or Ctrl-C. `resume=True` keeps the episodes already in `out` and plays only the missing (task_id, seed) pairs;
+    the settings must match those in its summary.json. `agent_kwargs` go to `make_agent` (e.g. `timeout`).
+    """
     spec = agent if isinstance(agent, str) else getattr(agent, "spec", agent.name)
-    agent_obj = make_agent(agent)
     out_dir = Path(out) if out is not None else None
+    if resume and out_dir is None:
+        raise ConfigError("resume needs `out`: the folder of the evaluation to continue (--out)")
+    run = {
+        "env_id": env_id,
+        "agent": str(spec),
+        "split": split,
+        "seed": seed,
+        "max_turns": max_turns,
+        "task_pack": task_pack,
+        "env_kwargs": dict(env_kwargs or {}),
+    }
+    finished: list[Episode] = []
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            finished = _previous_run(out_dir, run, episodes)
+    agent_obj = make_agent(agent, **(agent_kwargs or {}))
     options: dict[str, Any] = {}
     if max_turns:
         options["max_turns"] = max_turns
     if task_pack:
         options["task_pack"] = task_pack
+
+    def summary_of(eps: list[Episode], status: str) -> dict[str, Any]:
+        return {
+            **run,
+            **summarize(eps),
+            "episodes_planned": episodes,
+            "complete": status == "complete",
+            "status": status,
+        }
+
+    def write_summary(eps: list[Episode], status: str) -> None:
+        if out_dir is not None:
+            _write_atomic(out_dir / "summary.json", json.dumps(summary_of(eps, status), indent=2))
+
+    if out_dir is not None:  # what already finished, in order (also drops a torn last line)
+        _write_atomic(
+            out_dir / "episodes.jsonl",
+            "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in finished),
+        )
+        write_summary(finished, "running")
     bar = None
     if progress:
         from rich.progress import Progress
 
         bar = Progress(transient=False)
         bar.start()
-        task = bar.add_task(f"{env_id} · {spec}", total=episodes)
-        wins = [0, 0]
+        wins = [sum(e.success for e in finished), len(finished)]
+        task = bar.add_task(
+            f"{env_id} · {spec} · success {wins[0]}/{wins[1]}", total=episodes, completed=len(finished)
+        )
 
-        def on_episode(ep: Episode) -> None:
+    def on_episode(ep: Episode) -> None:
+        finished.append(ep)
+        if out_dir is not None:
+            with open(out_dir / "episodes.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(ep.to_json(), ensure_ascii=False) + "\n")
+            write_summary(finished, "running")
+        if bar is not None:
             wins[0] += ep.success
             wins[1] += 1
             bar.update(task, advance=1, description=f"{env_id} · {spec} · success {wins[0]}/{wins[1]}")
-    else:
-        on_episode = None
+
+    status = "complete"
     try:
-        eps = run_episodes(
+        run_episodes(
             env_id,
             agent_obj,
             episodes=episodes,
@@ -116,19 +247,41 @@ def evaluate(
             num_envs=num_envs,
             out_dir=out_dir,
             on_episode=on_episode,
+            skip={(e.task_id, e.seed) for e in finished},
         )
+    except BaseException as exc:
+        status = (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {type(exc).__name__}: {exc}"
+        )
+        raise
     finally:
         if bar is not None:
             bar.stop()
         if isinstance(agent, str):
             agent_obj.close()
-    summary = {"env_id": env_id, "agent": str(spec), "split": split, "seed": seed, **summarize(eps)}
-    result = EvalResult(env_id=env_id, agent=str(spec), summary=summary, episodes=eps, out_dir=out_dir)
-    if out_dir is not None:
-        from turngym.agents.report import write_report
+        eps = sorted(finished, key=lambda e: (e.seed is None, e.seed or 0))
+        if out_dir is not None:
+            try:
+                _finish_outputs(out_dir, summary_of(eps, status), eps)
+            except Exception:
+                if status == "complete":
+                    raise
+                log.exception("could not write the outputs of the interrupted evaluation to %s", out_dir)
+        if status != "complete":
+            where = f"; {out_dir} holds them, continue with --resume (resume=True)" if out_dir else ""
+            log.warning(
+                "evaluation stopped (%s) after %d of %d episodes%s", status, len(eps), episodes, where
+            )
+    summary = summary_of(eps, status)
+    return EvalResult(env_id=env_id, agent=str(spec), summary=summary, episodes=eps, out_dir=out_dir)
 
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_episodes(out_dir / "episodes.jsonl", eps)
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        write_report(out_dir, summary, eps)
-    return result
+
+def _finish_outputs(out_dir: Path, summary: dict[str, Any], eps: list[Episode]) -> None:
+    """episodes.jsonl in episode order, summary.json and report.html."""
+    from turngym.agents.report import write_report
+
+    _write_atomic(
+        out_dir / "episodes.jsonl", "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in eps)
+    )
+    _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
+    write_report(out_dir, summary, eps)

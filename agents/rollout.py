@@ -7,7 +7,7 @@ has its own seed (`seed + index`) and, for evaluation, its own task drawn withou
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,13 +65,17 @@ def run_episodes(
     num_envs: int = 8,
     out_dir: Path | None = None,
     on_episode: Callable[[Episode], None] | None = None,
+    skip: Collection[tuple[str, int]] | None = None,
 ) -> list[Episode]:
-    """Play `episodes` episodes of `env_id` with `agent`; returns them in index order."""
+    """Play `episodes` episodes of `env_id` with `agent`; returns them in index order. Planned episodes whose
+    (task_id, seed) is in `skip` are not played (resuming an interrupted evaluation)."""
     num_envs = max(1, min(num_envs, episodes))
     envs = [gym.make(env_id, **(env_kwargs or {})) for _ in range(num_envs)]
     agent_name = getattr(agent, "spec", None) or agent.name
     try:
         pending = plan_episodes(envs[0], episodes, seed, split, task_ids, options)[::-1]
+        if skip:
+            pending = [s for s in pending if (s.options.get("task_id"), s.seed) not in skip]
         done: dict[int, Episode] = {}
         slots: list[tuple[EpisodeContext, Episode] | None] = [None] * num_envs
 

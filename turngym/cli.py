@@ -35,15 +35,12 @@ def _parse_kv(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def env_table() -> Any:
+    """The `turngym list` table: ids never wrap or shorten; the other columns wrap between words."""
+    from rich.markup import escape
     from rich.table import Table
 
     from turngym.registration import ENVS
-
-    table = Table(title="turngym environments")
-    for col in ("id", "family", "modality", "task packs", "extra", "installed"):
-        table.add_column(col)
     from turngym.tasks.pack import find_packs, read_manifest
 
     packs: dict[str, list[str]] = {}
@@ -52,8 +49,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             packs.setdefault(read_manifest(path)["family"], []).append(name)
         except TurngymError:
             continue
-    for e in ENVS:
-        table.add_row(
+    header = ("id", "family", "modality", "task packs", "extra", "installed")
+    rows = [
+        (
             e.id,
             e.family,
             e.modality,
@@ -61,13 +59,53 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"turngym[{e.extra}]",
             "yes" if e.installed() else "no",
         )
-    Console().print(table)
+        for e in ENVS
+    ]
+    table = Table(title="turngym environments")
+    for c, name in enumerate(header):
+        longest = max(len(w) for r in [header, *rows] for w in (r[c].split() if c else [r[c]]))
+        table.add_column(name, no_wrap=c == 0, min_width=longest)
+    for r in rows:
+        table.add_row(*(escape(x) for x in r))
+    return table
+
+
+def print_env_table(console: Any = None) -> None:
+    """Print `env_table()`. Not to a terminal (a pipe, a file) the table gets the width it needs; in a terminal too
+    narrow for it, it gets its narrowest layout and the terminal wraps the lines (nothing is cut)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = console or Console()
+    table = env_table()
+    wide = Measurement.get(console, console.options.update(width=10**6), table)
+    need = wide.maximum if not console.is_terminal else wide.minimum
+    width = console.width
+    if need > width or not console.is_terminal:
+        console.width = need
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print_env_table()
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from turngym.agents.evaluate import evaluate
 
+    agent_kwargs = {}
+    if args.request_timeout is not None:
+        if not args.agent.startswith("openai:"):
+            raise TurngymError(
+                f"--request-timeout applies to openai:URL agents (HTTP requests); --agent is {args.agent!r}"
+            )
+        agent_kwargs["timeout"] = args.request_timeout
+    if args.resume and not args.out:
+        raise TurngymError("--resume needs --out: the folder of the evaluation to continue")
     res = evaluate(
         args.env,
         args.agent,
@@ -80,6 +118,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task_pack=args.task_pack,
         num_envs=args.num_envs,
         progress=not args.quiet,
+        resume=args.resume,
+        agent_kwargs=agent_kwargs,
     )
     s = res.summary
     lo, hi = s["success_ci95"]
@@ -192,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--env-arg", action="append", default=[], metavar="KEY=VALUE", help="gym.make keyword argument"
     )
+    e.add_argument(
+        "--request-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds one model request may take (openai:URL agents; default 120)",
+    )
+    e.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the evaluation in --out: keep its finished episodes, play the missing ones",
+    )
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(fn=cmd_eval)
 
@@ -234,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     except TurngymError as exc:
         print(f"turngym: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("turngym: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
