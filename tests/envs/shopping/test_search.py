@@ -202,6 +202,7 @@ def test_damaged_cache_is_rebuilt(damage, tmp_path, caplog):
     assert TantivyIndex(Catalog(prods), cache_dir=tmp_path).loaded  # the rebuilt copy is valid
 
 
+@pytest.mark.slow
 def test_two_processes_building_at_once_share_one_index(tmp_path):
     code = (
         "import sys, json\n"
