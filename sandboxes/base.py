@@ -34,7 +34,8 @@ class Limits:
     nprocs: processes + threads of the sandbox user at once; output_bytes: bytes kept per stream per call (the call
     is stopped when a stream goes past it); file_mb: largest file a call may write; network: allow network access;
     total_memory_mb: memory of all the sandbox's processes together (a cgroup, where one can be created; see
-    `sandboxes/cgroup.py`).
+    `sandboxes/cgroup.py`); disk_mb: all files the sandbox holds together (workdir, /tmp, /dev/shm; a size-limited
+    tmpfs where the backend can mount one, see docs/sandboxes.md).
     """
 
     wall_s: float = 10.0
@@ -45,9 +46,20 @@ class Limits:
     file_mb: int = 64
     network: bool = False
     total_memory_mb: int = 2048
+    disk_mb: int = 512
 
     def __post_init__(self) -> None:
-        for name in ("wall_s", "cpu_s", "memory_mb", "nprocs", "output_bytes", "file_mb", "total_memory_mb"):
+        names = (
+            "wall_s",
+            "cpu_s",
+            "memory_mb",
+            "nprocs",
+            "output_bytes",
+            "file_mb",
+            "total_memory_mb",
+            "disk_mb",
+        )
+        for name in names:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                 raise ConfigError(f"Limits.{name} must be a positive number, got {v!r}")
@@ -65,6 +77,7 @@ class ExecResult:
     output_truncated: bool = False
     duration: float = 0.0
     killed_leftovers: int = 0
+    disk_full: bool = False
     error: str = ""
 
     @property
@@ -174,8 +187,17 @@ class Sandbox(ABC):
             self.write_file(path, content)
 
     def reset(self, files: dict[str, str] | None = None) -> None:
-        """Empty the workdir (for the next episode) and write `files`."""
-        self._call({"op": "clear"}, 30.0)
+        """A fresh sandbox for the next episode, holding only `files` in its workdir.
+
+        Everything the previous episode left is gone: its processes, its files anywhere it could write (workdir,
+        /tmp, /dev/shm, whatever their modes), its IPC objects. The backend stops and starts again (a new worker,
+        workdir and namespaces or container); the limits stay.
+        """
+        if self.started:
+            self.started = False
+            self._stop()
+        self._start()
+        self.started = True
         self.write_files(files or {})
 
     def env_vars(self, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -204,6 +226,7 @@ class Sandbox(ABC):
             "file_size": int(self.limits.file_mb) << 20,
             "output": int(self.limits.output_bytes),
             "env": self.env_vars(env),
+            **self._disk_request(),
         }
         t0 = time.monotonic()
         oom_before = self._oom_kills()
@@ -219,6 +242,10 @@ class Sandbox(ABC):
         if self._oom_kills() > oom_before:
             res.oom = True
         return res
+
+    def _disk_request(self) -> dict[str, Any]:
+        """What the worker needs to report (or, without a size-limited mount, enforce) the disk quota."""
+        return {"disk": int(self.limits.disk_mb) << 20, "disk_paths": [self.inner_workdir]}
 
     def _oom_kills(self) -> int:
         """Processes of this sandbox the kernel killed for its memory limit so far (0 where unknown)."""

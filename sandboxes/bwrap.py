@@ -1,7 +1,7 @@
 """The bubblewrap backend: new user, pid, net, ipc, uts and cgroup namespaces; a read-only /usr; a private /tmp.
 
-Inside, the code sees only `/usr` (read-only, with the /bin, /lib symlinks), a few files of /etc, fresh `/proc`,
-`/dev` and `/tmp`, and its workdir at `/workspace`. The network namespace holds only a loopback device, so host
+Inside, the code sees only `/usr` (read-only, with the /bin, /lib symlinks), a few files of /etc, fresh `/proc` and
+`/dev`, and three folders of its state (`sandboxes/worker.py`): the workdir at `/workspace`, `/tmp` and `/dev/shm`. The network namespace holds only a loopback device, so host
 services (even on 127.0.0.1) and DNS are out of reach unless `Limits(network=True)`. When turngym runs as root, bwrap
 itself is started under a dedicated unused uid, so RLIMIT_NPROC binds (a fork bomb stops at `nprocs`) and the
 sandbox owns nothing on the host. The worker runs as pid 2 of its pid namespace and sweeps every other process after
@@ -42,8 +42,11 @@ class BwrapSandbox(WorkerSandbox):
             return False, f"bwrap cannot create namespaces here: {r.stderr.decode(errors='replace').strip()}"
         return True, ""
 
+    def _disk_paths(self) -> list[str]:
+        return ["/workspace", "/tmp", "/dev/shm"]
+
     def _command(self) -> list[str]:
-        assert self._tmp is not None and self.workdir is not None
+        assert self._tmp is not None and self.workdir is not None and self.state is not None
         cmd = [
             shutil.which("bwrap") or "bwrap",
             "--unshare-all",
@@ -59,8 +62,9 @@ class BwrapSandbox(WorkerSandbox):
             "--symlink", "usr/lib64", "/lib64",
             "--proc", "/proc",
             "--dev", "/dev",
-            "--tmpfs", "/tmp",
             "--bind", str(self.workdir), "/workspace",
+            "--bind", str(self.state / "tmp"), "/tmp",
+            "--bind", str(self.state / "shm"), "/dev/shm",
             "--ro-bind", str(self._tmp / "server.py"), "/opt/turngym/server.py",
             "--chdir", "/workspace",
             "--clearenv",

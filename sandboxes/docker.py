@@ -1,11 +1,18 @@
 """The Docker backend (the `docker` SDK): one container per sandbox, `--network none`, a read-only root filesystem,
 a writable tmpfs workdir, memory/pids/CPU limits, all capabilities dropped, an unprivileged user.
 
-The container runs `sleep infinity` as its main process; each call is one `exec` of the same worker the other
+The container's main process is a tiny reaper (pid 1: orphans end up there; unreaped zombies would count against the
+pids limit and make every later exec fail); each call is one `exec` of the same worker the other
 backends use, in one-shot mode: the worker's source and the request travel zlib+base64-encoded in the exec's argv
 (no `put_archive`, which a read-only root refuses), and the worker forks the code under rlimits and a wall clock,
 then sweeps leftovers. File reads and writes are worker requests too. The image needs `python3` on its PATH (default
-`python:3.11-slim`; pull it beforehand where no registry is reachable).
+`$TURNGYM_DOCKER_IMAGE`, else `python:3.11-slim`; pull it beforehand where no registry is reachable).
+
+Everything writable is a size-limited tmpfs: `/workspace`, `/tmp` and `/dev/shm` share `Limits.disk_mb` (one eighth
+each for /tmp and /dev/shm, the rest for the workdir). `reset()` replaces the container.
+
+Without a Docker engine, `sandboxes/podman_engine.sh` sets one up from Debian packages (podman serving the Docker
+API, an image built with debootstrap); `use_engine()` finds it or starts it.
 """
 
 from __future__ import annotations
@@ -13,8 +20,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import subprocess
 import time
 import zlib
+from pathlib import Path
 from typing import Any, ClassVar
 
 from turngym.optional import require
@@ -22,6 +32,9 @@ from turngym.sandboxes.base import SERVER, Limits, Sandbox, SandboxError
 
 log = logging.getLogger(__name__)
 DEFAULT_IMAGE = "python:3.11-slim"
+ENGINE_SCRIPT = Path(__file__).resolve().parent / "podman_engine.sh"
+ENGINE_SOCKET = "/var/lib/turngym-engine/podman.sock"  # where podman_engine.sh serves the Docker API
+ENGINE_IMAGE = "localhost/turngym-python:bookworm"  # the image it builds
 MAX_ARG = 120_000  # Linux caps one argv string at 128 KiB
 
 
@@ -30,6 +43,13 @@ def _pack(data: bytes) -> str:
 
 
 _SERVER_PACKED = _pack(SERVER.read_bytes())
+# the container's pid 1: reaps the orphans the worker's sweep kills (zombies would count against pids_limit)
+REAPER = (
+    "import os, time\n"
+    "while True:\n"
+    "    try:\n        os.wait()\n"
+    "    except ChildProcessError:\n        time.sleep(0.2)\n"
+)
 # argv[1] = the worker's source, argv[2] = the request; the worker answers one JSON line on stdout
 BOOT = (
     "import sys, zlib, base64\n"
@@ -39,19 +59,71 @@ BOOT = (
 )
 
 
-def docker_status() -> tuple[bool, str]:
-    """(engine reachable?, why not) — the reason is printed by tests that skip."""
+def default_image() -> str:
+    return os.environ.get("TURNGYM_DOCKER_IMAGE") or DEFAULT_IMAGE
+
+
+def docker_status(image: str | None = None) -> tuple[bool, str]:
+    """(engine reachable and the image present?, why not) — the reason is printed by tests that skip."""
     try:
         docker = require("docker", extra="docker", purpose="the docker sandbox")
     except ImportError as exc:
         return False, str(exc)
+    image = image or default_image()
     try:
         client = docker.from_env(timeout=5)
-        client.ping()
-        client.close()
     except Exception as exc:
         return False, f"docker engine not reachable ({type(exc).__name__}: {exc})"
+    try:
+        client.ping()
+    except Exception as exc:
+        return False, f"docker engine not reachable ({type(exc).__name__}: {exc})"
+    try:
+        client.images.get(image)
+    except Exception as exc:
+        return False, f"image {image!r} is not on the engine ({type(exc).__name__}); pull or build it first"
+    finally:
+        client.close()
     return True, ""
+
+
+def use_engine(start: bool | None = None) -> tuple[bool, str]:
+    """Make the docker backend usable in this process: (usable?, why not).
+
+    Uses `$DOCKER_HOST` (or the default socket) when it answers, else the podman engine of `podman_engine.sh` when
+    its socket answers; when neither does and `start` (default: `$TURNGYM_DOCKER_ENGINE == "podman"`), runs the script
+    (needs root; installs packages and builds the image the first time, a few minutes) and uses what it prints.
+    Sets `DOCKER_HOST` and `TURNGYM_DOCKER_IMAGE` in `os.environ` when it picks the podman engine.
+    """
+    from turngym.sandboxes import _AVAILABLE
+
+    _AVAILABLE.pop("docker", None)
+    ok, why = docker_status()
+    if ok:
+        return True, ""
+    if not os.environ.get("DOCKER_HOST") and os.path.exists(ENGINE_SOCKET):
+        os.environ["DOCKER_HOST"] = f"unix://{ENGINE_SOCKET}"
+        os.environ.setdefault("TURNGYM_DOCKER_IMAGE", ENGINE_IMAGE)
+        ok, why2 = docker_status()
+        if ok:
+            return True, ""
+        del os.environ["DOCKER_HOST"]
+        why = f"{why}; {why2}"
+    if start is None:
+        start = os.environ.get("TURNGYM_DOCKER_ENGINE", "").lower() == "podman"
+    if not start:
+        return False, f"{why} (set TURNGYM_DOCKER_ENGINE=podman to start one with {ENGINE_SCRIPT.name})"
+    try:
+        r = subprocess.run(["bash", str(ENGINE_SCRIPT)], capture_output=True, text=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"{ENGINE_SCRIPT.name} failed: {exc}"
+    if r.returncode != 0:
+        return False, f"{ENGINE_SCRIPT.name} failed (exit {r.returncode}): {r.stderr.strip()[-500:]}"
+    for line in r.stdout.splitlines():
+        key, _, val = line.removeprefix("export ").partition("=")
+        if key in ("DOCKER_HOST", "TURNGYM_DOCKER_IMAGE") and val:
+            os.environ[key] = val
+    return docker_status()
 
 
 class DockerSandbox(Sandbox):
@@ -60,10 +132,10 @@ class DockerSandbox(Sandbox):
     inner_workdir = "/workspace"
 
     def __init__(
-        self, limits: Limits | None = None, files: dict[str, str] | None = None, image: str = DEFAULT_IMAGE
+        self, limits: Limits | None = None, files: dict[str, str] | None = None, image: str | None = None
     ):
         super().__init__(limits, files)
-        self.image = image
+        self.image = image or default_image()
         self.container: Any = None
         self._client: Any = None
 
@@ -75,10 +147,12 @@ class DockerSandbox(Sandbox):
         docker = require("docker", extra="docker", purpose="the docker sandbox")
         self._client = docker.from_env()
         lim = self.limits
+        small = max(1, int(lim.disk_mb) // 8)  # /tmp and /dev/shm; the workdir gets the rest
+        work = max(1, int(lim.disk_mb) - 2 * small)
         try:
             self.container = self._client.containers.run(
                 self.image,
-                command=["sleep", "infinity"],
+                command=["python3", "-I", "-S", "-c", REAPER],
                 detach=True,
                 auto_remove=False,
                 network_mode="bridge" if lim.network else "none",
@@ -87,7 +161,11 @@ class DockerSandbox(Sandbox):
                 pids_limit=int(lim.nprocs),
                 nano_cpus=1_000_000_000,
                 read_only=True,
-                tmpfs={"/workspace": "rw,exec,size=256m,uid=1000,gid=1000", "/tmp": "rw,size=64m"},
+                tmpfs={
+                    "/workspace": f"rw,exec,nosuid,nodev,size={work}m,mode=1777",  # podman refuses uid=
+                    "/tmp": f"rw,nosuid,nodev,size={small}m,mode=1777",
+                },
+                shm_size=f"{small}m",
                 user="1000:1000",
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
@@ -97,6 +175,24 @@ class DockerSandbox(Sandbox):
         except Exception as exc:
             self._stop()
             raise SandboxError(f"docker sandbox could not start from image {self.image!r}: {exc}") from exc
+
+    def write_file(self, path: str, content: str) -> None:
+        """Large contents go in several requests (each must fit in one exec's argv)."""
+        self._write_part(path, content, append=False)
+
+    def _write_part(self, path: str, content: str, append: bool) -> None:
+        req = {"op": "write", "path": path, "content": content, "append": append}
+        if len(content) > 1 and len(_pack(json.dumps(req).encode())) > MAX_ARG:
+            mid = len(content) // 2
+            self._write_part(path, content[:mid], append)
+            self._write_part(path, content[mid:], True)
+            return
+        reply = self._call(req, 10.0)
+        if "error" in reply:
+            raise PermissionError(reply["error"])
+
+    def _disk_request(self) -> dict[str, Any]:
+        return {"disk": int(self.limits.disk_mb) << 20, "disk_paths": ["/workspace", "/tmp", "/dev/shm"]}
 
     def _request(self, req: dict[str, Any], deadline: float) -> dict[str, Any]:
         payload = _pack(json.dumps(req).encode())
@@ -111,7 +207,9 @@ class DockerSandbox(Sandbox):
             return json.loads((out or b"").decode("utf-8", "replace").strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError) as exc:
             raise SandboxError(
-                f"docker worker gave no reply (exit {res.exit_code}): {(err or b'')[-500:]!r}"
+                f"the docker worker gave no reply (exit {res.exit_code}, the code may have killed it): "
+                f"{(err or b'')[-500:]!r}; the sandbox was restarted (the next call starts a new worker; files "
+                "in the workdir were kept)"
             ) from exc
 
     def _stop(self) -> None:

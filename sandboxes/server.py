@@ -5,10 +5,13 @@ start (15-75 ms). Protocol: one JSON request per line on stdin, one JSON reply p
 
 Requests (`op`):
   exec   {"kind": "python", "code": str} or {"kind": "argv", "argv": [str, ...]}, with "timeout" (wall s),
-         "cpu" (s), "memory" (bytes of address space), "output" (bytes kept per stream), "stdin" (str), "env" (dict)
-         -> {"stdout", "stderr", "exit_code", "timed_out", "oom", "output_truncated", "duration", "killed_leftovers"}
+         "cpu" (s), "memory" (bytes of address space), "output" (bytes kept per stream), "stdin" (str), "env" (dict),
+         "disk" (bytes all files may take), "disk_paths" (where they are), "disk_enforce" (no size-limited mount
+         holds them: measure while the call runs and stop it past the quota)
+         -> {"stdout", "stderr", "exit_code", "timed_out", "oom", "output_truncated", "duration", "killed_leftovers",
+             "disk_full"}
   read   {"path"} -> {"content"} (UTF-8, errors replaced) or {"error"}
-  write  {"path", "content"} -> {} or {"error"}
+  write  {"path", "content", "append" (optional)} -> {} or {"error"}
   clear  {} -> {} (empties the workdir)
   ping   {} -> {"pid"}
 
@@ -17,7 +20,8 @@ Requests (`op`):
 Each exec runs in a forked child in its own session (process group) with its rlimits. When it ends (or is killed at
 its timeout or output limit), the whole group is killed; with `--sweep` every other process this worker may signal
 is killed too (used where the worker runs under a dedicated uid or inside its own pid namespace, so that processes
-which left the group with `setsid` do not survive the call).
+which left the group with `setsid` do not survive the call). Without `--sweep` the worker is a child subreaper:
+orphans of its calls (double forks, `setsid`) become its children and are killed after each call.
 """
 
 from __future__ import annotations
@@ -54,6 +58,16 @@ def _set_dumpable(flag: int) -> None:
         import ctypes
 
         ctypes.CDLL(None).prctl(4, flag, 0, 0, 0)
+    except Exception:
+        pass
+
+
+def _set_subreaper() -> None:
+    """prctl(PR_SET_CHILD_SUBREAPER): orphans of our calls are reparented to us, not to init."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
     except Exception:
         pass
 
@@ -148,6 +162,79 @@ def _sweep() -> int:
     return found
 
 
+def _children() -> list[int]:
+    me, out = os.getpid(), []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == me and fields[0] != "Z":
+                out.append(int(name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _kill_descendants() -> int:
+    """Kill what is left of this worker's calls. As a subreaper, every orphan of theirs is reparented to us."""
+    found = 0
+    for _ in range(50):
+        pids = _children()
+        if not pids:
+            break
+        found += len(pids)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.005)
+        _reap()
+    return found
+
+
+def _disk_used(paths: list) -> int:
+    """Bytes the files under `paths` take (hard links counted once; folders it cannot read are not counted)."""
+    seen, total, stack = set(), 0, [p for p in paths if p]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+    return total
+
+
+def _disk_full(req: dict, errs: str) -> bool:
+    """Did this call hit the disk quota (ENOSPC, or the files now fill it)?"""
+    quota = int(req.get("disk") or 0)
+    if not quota:
+        return False
+    if "No space left on device" in errs:
+        return True
+    paths = req.get("disk_paths") or []
+    if req.get("disk_enforce"):
+        return _disk_used(paths) >= quota
+    try:
+        st = os.statvfs(paths[0])
+        return st.f_bavail * st.f_frsize < (1 << 20)
+    except (OSError, IndexError):
+        return False
+
+
 def _reap() -> None:
     while True:
         try:
@@ -188,11 +275,18 @@ def _exec(req: dict) -> dict:
     os.close(err_w)
     bufs = {out_r: bytearray(), err_r: bytearray()}
     open_fds = [out_r, err_r]
-    timed_out = truncated = False
+    timed_out = truncated = over_disk = False
     status = None
     grace_end = 0.0
+    quota = int(req.get("disk") or 0) if req.get("disk_enforce") else 0
+    next_disk = t0 + 0.05
     while open_fds:
         now = time.monotonic()
+        if quota and now >= next_disk:  # no size-limited mount: measure, and stop the call past the quota
+            next_disk = now + 0.05
+            if _disk_used(req.get("disk_paths") or []) > quota:
+                over_disk = True
+                break
         if status is None:
             done, st = os.waitpid(pid, os.WNOHANG)
             if done:  # exited; children that kept its stdout open get a moment, then the group is killed
@@ -217,14 +311,20 @@ def _exec(req: dict) -> dict:
             buf += chunk[: max(room, 0)]
         if truncated:
             break  # an output flood: stop it now
-    if status is None and not (timed_out or truncated):  # output closed: wait for the exit until the deadline
+    if status is None and not (timed_out or truncated or over_disk):  # output closed: wait until the deadline
         while status is None:
             done, st = os.waitpid(pid, os.WNOHANG)
+            now = time.monotonic()
             if done:
                 status = st
-            elif time.monotonic() - t0 >= timeout:
+            elif now - t0 >= timeout:
                 timed_out = True
                 break
+            elif quota and now >= next_disk:
+                next_disk = now + 0.05
+                if _disk_used(req.get("disk_paths") or []) > quota:
+                    over_disk = True
+                    break
             else:
                 time.sleep(0.001)
     _kill_group(pid)
@@ -236,11 +336,13 @@ def _exec(req: dict) -> dict:
     duration = time.monotonic() - t0
     for fd in (out_r, err_r):
         os.close(fd)
-    leftovers = _sweep() if SWEEP else 0
+    leftovers = _sweep() if SWEEP else _kill_descendants()
     _reap()
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -sig
     err = bufs[err_r].decode("utf-8", "replace")
+    if over_disk:
+        err += f"\nthe sandbox's files passed the disk quota ({int(req['disk']) >> 20} MiB): the call was stopped\n"
     cpu_out = sig == signal.SIGXCPU
     return {
         "stdout": bufs[out_r].decode("utf-8", "replace"),
@@ -251,6 +353,8 @@ def _exec(req: dict) -> dict:
         "output_truncated": truncated,
         "duration": duration,
         "killed_leftovers": leftovers,
+        "disk_full": over_disk
+        or _disk_full(req, err[-4000:] + bufs[out_r][-4000:].decode("utf-8", "replace")),
     }
 
 
@@ -278,7 +382,7 @@ def _write(req: dict) -> dict:
     try:
         full = _inside(req["path"])
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "w", encoding="utf-8") as f:
+        with open(full, "a" if req.get("append") else "w", encoding="utf-8") as f:
             f.write(req["content"])
         return {}
     except OSError as exc:
@@ -337,11 +441,14 @@ def main() -> None:
         import zlib
 
         WORKDIR = args[2] if len(args) > 2 else "."
+        _set_dumpable(0)
         req = json.loads(zlib.decompress(base64.b64decode(args[1])))
         sys.stdout.write(json.dumps(handle(req)) + "\n")
         return
     WORKDIR = args[0] if args else "."
     _set_dumpable(0)
+    if not SWEEP:
+        _set_subreaper()
     _preload()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     inp = sys.stdin.buffer

@@ -2,10 +2,16 @@
 
 `WorkerSandbox` starts `sandboxes/server.py` inside the sandbox (under a dedicated uid and a cgroup when root),
 talks JSON lines to it over pipes, restarts it when the code kills it or it hangs, and kills everything on stop.
+
+Everything the sandbox may write lives in one state folder on the host: `work/` (the workdir) and the folders the
+backend shows as `/tmp`, `/var/tmp`, `/dev/shm` and `/run/lock`. When we are root the state folder is a tmpfs of
+`Limits.disk_mb` (one quota for all of them; unmounted on stop, so nothing written survives, whatever its mode).
+Elsewhere it is a plain folder and the worker measures it during each call instead.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -27,6 +33,53 @@ from turngym.sandboxes.cgroup import Cgroup
 
 log = logging.getLogger(__name__)
 UID_RANGE = (420_000, 480_000)  # dedicated host uids for sandboxed code when we run as root
+HOST_ROOT = "/run/turngym"  # where sandboxes keep their state when we are root (outside the /tmp they mask)
+# state subfolder -> the shared writable folder it stands in for (bwrap and, as root, the process backend)
+SHARED_DIRS = {"tmp": "/tmp", "vartmp": "/var/tmp", "shm": "/dev/shm", "lock": "/run/lock"}
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+CLONE_NEWNS, CLONE_NEWIPC, MNT_DETACH = 0x20000, 0x8000000, 2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    """mount(2); raises OSError naming the target."""
+
+    def enc(v: str | None) -> bytes | None:
+        return v.encode() if v is not None else None
+
+    _check(
+        _libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}"
+    )
+
+
+def umount(target: str) -> None:
+    """Detach a mount (lazily: it goes away when nothing uses it)."""
+    _check(_libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
+
+
+def force_rmtree(path: Path) -> None:
+    """Delete a tree even where the sandbox made folders unreadable (chmod 000) with our uid."""
+
+    def fix(d: str) -> None:
+        try:
+            os.chmod(d, 0o700)
+            entries = list(os.scandir(d))
+        except OSError:
+            return
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                fix(e.path)
+
+    if path.is_dir() and not path.is_symlink():
+        if os.geteuid() != 0:
+            fix(str(path))
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def dedicated_uid() -> int | None:
@@ -59,6 +112,8 @@ class WorkerSandbox(Sandbox):
         self.uid: int | None = None
         self.workdir: Path | None = None
         self._tmp: Path | None = None
+        self.state: Path | None = None
+        self.quota_mount = False  # the state folder is a size-limited tmpfs
         self.restarts = 0
         self.cgroup: Cgroup | None = None
         self._lock = threading.RLock()
@@ -71,16 +126,37 @@ class WorkerSandbox(Sandbox):
 
     def _start(self) -> None:
         self.uid = dedicated_uid()
-        self._tmp = Path(tempfile.mkdtemp(prefix=f"turngym-{self.backend}-"))
-        self.workdir = self._tmp / "work"
-        self.workdir.mkdir()
+        base = None
+        if os.geteuid() == 0:
+            os.makedirs(HOST_ROOT, mode=0o755, exist_ok=True)
+            base = HOST_ROOT
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"turngym-{self.backend}-", dir=base))
         srv = self._tmp / "server.py"
         shutil.copyfile(SERVER, srv)
         os.chmod(self._tmp, 0o755)
         os.chmod(srv, 0o644)
+        self.state = self._tmp / "state"
+        self.state.mkdir()
+        self.quota_mount = False
+        if os.geteuid() == 0:
+            mb = int(self.limits.disk_mb)
+            # inodes bounded too: empty files cost memory, not size
+            opts = f"size={mb}m,nr_inodes={max(4096, mb * 128)},mode=0755"
+            try:
+                mount("tmpfs", str(self.state), "tmpfs", MS_NOSUID | MS_NODEV, opts)
+                self.quota_mount = True
+            except OSError as exc:
+                log.warning(
+                    "%s sandbox: no tmpfs for the disk quota (%s); measuring instead", self.backend, exc
+                )
+        self.workdir = self.state / "work"
+        self.workdir.mkdir()
         if self.uid is not None:
             os.chown(self.workdir, self.uid, self.uid)
         os.chmod(self.workdir, 0o700)
+        for sub in SHARED_DIRS:
+            (self.state / sub).mkdir()
+            os.chmod(self.state / sub, 0o1777)
         self.cgroup = Cgroup.create(int(self.limits.total_memory_mb) << 20, int(self.limits.nprocs))
         # RLIMIT_NPROC counts every process of the (real) user: with a dedicated uid that is the sandbox alone;
         # without one it must leave room for what the user already runs.
@@ -91,6 +167,7 @@ class WorkerSandbox(Sandbox):
         """In the worker's process before exec: join the cgroup (as root), set rlimits, drop to the sandbox uid."""
         if self.cgroup is not None:
             self.cgroup.join()
+        self._namespaces()
         resource.setrlimit(resource.RLIMIT_NPROC, (self._nproc, self._nproc))
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -98,6 +175,20 @@ class WorkerSandbox(Sandbox):
             os.setgroups([])
             os.setresgid(self.uid, self.uid, self.uid)
             os.setresuid(self.uid, self.uid, self.uid)
+
+    def _namespaces(self) -> None:
+        """In the worker's process before exec (as root): private mounts or IPC where the backend needs them."""
+
+    def _disk_request(self) -> dict[str, Any]:
+        return {
+            "disk": int(self.limits.disk_mb) << 20,
+            "disk_paths": self._disk_paths(),
+            "disk_enforce": not self.quota_mount,
+        }
+
+    def _disk_paths(self) -> list[str]:
+        """Where the sandbox's files are, as the worker sees them (the first one is on the quota mount)."""
+        return [self.inner_workdir]
 
     def _oom_kills(self) -> int:
         return self.cgroup.oom_kills() if self.cgroup is not None else 0
@@ -224,12 +315,19 @@ class WorkerSandbox(Sandbox):
 
     def _stop(self) -> None:
         self._kill()
+        if self.quota_mount and self.state is not None:
+            try:
+                umount(str(self.state))  # everything written, whatever its mode, is gone with the tmpfs
+            except OSError as exc:
+                log.warning("%s sandbox: %s", self.backend, exc)
+            self.quota_mount = False
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None
         if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            force_rmtree(self._tmp)
             self._tmp = None
+        self.state = None
 
 
 def uid_pids(uid: int) -> list[int]:

@@ -1,4 +1,8 @@
-"""The docker backend needs a running engine; without one these tests skip and print why."""
+"""The docker backend needs a running engine; without one these tests skip and print why.
+
+An engine is used when `$DOCKER_HOST` (or the default socket) answers, or the podman one that
+`sandboxes/podman_engine.sh` sets up; with `TURNGYM_DOCKER_ENGINE=podman` the tests start that one if needed.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,12 @@ import pytest
 from turngym.sandboxes import Limits, make_sandbox
 from turngym.sandboxes.docker import docker_status
 
+from .conftest import backend_or_skip, docker_engine
+
 
 @pytest.fixture(scope="module")
 def docker_ok():
-    ok, why = docker_status()
-    if not ok:
-        print(f"docker sandbox tests skipped: {why}")
-        pytest.skip(f"docker unavailable: {why}")
+    backend_or_skip("docker")
 
 
 def test_docker_runs_code(docker_ok):
@@ -23,6 +26,25 @@ def test_docker_runs_code(docker_ok):
         sb.write_file("a.txt", "hi")
         assert sb.read_file("a.txt") == "hi"
         assert sb.run("touch /usr/x").exit_code != 0  # read-only root
+        assert sb.run("cat /proc/1/cmdline").stdout.startswith("python3")  # the reaper is pid 1
+
+
+def test_docker_large_write_is_split(docker_ok):
+    import secrets
+
+    text = secrets.token_hex(200_000)  # 400 kB that do not compress: far above one exec's argv
+    with make_sandbox("docker") as sb:
+        sb.write_file("big.txt", text)
+        assert sb.read_file("big.txt", max_bytes=1 << 20) == text
+
+
+def test_docker_zombies_do_not_use_up_the_pids_limit(docker_ok):
+    """Orphans killed by the sweep are reaped by pid 1; before, 40 of them made every later exec fail."""
+    with make_sandbox("docker", limits=Limits(nprocs=24)) as sb:
+        for _ in range(3):
+            r = sb.run("for i in $(seq 1 15); do (sleep 30 &) ; done; echo ok")
+            assert r.stdout == "ok\n", r
+        assert sb.run_python("print('alive')").stdout == "alive\n"
 
 
 def test_docker_status_explains_itself():
@@ -71,7 +93,7 @@ def test_docker_worker_protocol(tmp_path):
 def test_docker_unavailable_is_a_clear_error():
     from turngym.errors import ConfigError
 
-    ok, why = docker_status()
+    ok, why = docker_engine()
     if ok:
         pytest.skip("a docker engine is available here")
     with pytest.raises(ConfigError, match="sandbox backend 'docker' is not available here"):
