@@ -34,7 +34,7 @@ def test_missing_extra_message():
         require("surely_not_a_module_xyz", extra="web")
 
 
-def test_cli_tasks_validate_and_errors(lock_pack, tmp_path):
+def test_cli_tasks_validate_and_errors(lock_id, lock_pack, tmp_path):
     from turngym.cli import main
 
     assert main(["tasks", "validate", str(lock_pack)]) == 0
