@@ -186,27 +186,37 @@ class ShopHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, addr: tuple[str, int], shop: ShopServer):
         self.shop = shop
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._slots = threading.BoundedSemaphore(shop.max_connections)
+        self._refusals = threading.BoundedSemaphore(32)  # connections being answered 503 at once
         super().__init__(addr, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            msg = f"the store is serving {MAX_CONNECTIONS} connections; retry shortly\n".encode()
+        if self._slots.acquire(blocking=False):
             try:
-                request.settimeout(1.0)
-                request.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(msg), msg)
-                )
-            except OSError:
-                pass
+                super().process_request(request, client_address)
+            except BaseException:
+                self._slots.release()
+                raise
+        elif self._refusals.acquire(blocking=False):
+            threading.Thread(target=self._refuse, args=(request,), name="shop-busy", daemon=True).start()
+        else:
             self.shutdown_request(request)
-            return
+
+    def _refuse(self, request: socket.socket) -> None:
+        """503 to a connection over `max_connections`, then a short drain so the close does not reset it."""
+        msg = f"the store is serving {self.shop.max_connections} connections; retry shortly\n".encode()
         try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+            request.settimeout(1.0)
+            request.sendall(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(msg), msg)
+            )
+            _drain(request, 1.0)
+        except OSError:
+            pass
+        finally:
+            self.shutdown_request(request)
+            self._refusals.release()
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -221,7 +231,8 @@ class ShopHTTPServer(ThreadingHTTPServer):
 class ShopServer:
     """A store for one task pack/split, served on `host:port` (port 0 picks a free one). Use as a context manager.
 
-    `timeout`: seconds a whole request may take to arrive (and an idle keep-alive connection may stay open)."""
+    `timeout`: seconds a whole request may take to arrive (and an idle keep-alive connection may stay open);
+    `max_connections`: connections served at once (more are answered 503 and closed)."""
 
     def __init__(
         self,
@@ -230,9 +241,13 @@ class ShopServer:
         host: str = "127.0.0.1",
         port: int = 0,
         timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ):
         if not timeout > 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+            raise ConfigError(f"max_connections must be a positive integer, got {max_connections!r}")
+        self.max_connections = max_connections
         self.pack = load_pack(task_pack, family="shopping", fields=TASK_FIELDS)
         self.split = split
         self.timeout = float(timeout)
@@ -464,6 +479,23 @@ class ShopServer:
         )
 
 
+def _drain(conn: socket.socket, seconds: float) -> None:
+    """After a refusal: stop sending, then read and drop what the client still sends for up to `seconds`, so the
+    close does not reset the connection (discarding the refusal) before the client has read it."""
+    end = time.monotonic() + seconds
+    dropped = 0
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        while dropped < 4 * MAX_BODY and (left := end - time.monotonic()) > 0:
+            conn.settimeout(left)
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            dropped += len(chunk)
+    except OSError:
+        pass
+
+
 class _Reject(Exception):
     """A request refused with an HTTP status and a message saying what was wrong."""
 
@@ -545,6 +577,12 @@ class _Handler(BaseHTTPRequestHandler):
     server: ShopHTTPServer
     protocol_version = "HTTP/1.1"
     default_request_version = "HTTP/1.0"
+    _linger = False
+
+    def finish(self) -> None:
+        super().finish()
+        if self._linger:
+            _drain(self.connection, min(1.0, self.server.shop.timeout))
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("%s " + fmt, self.address_string(), *args)
@@ -576,6 +614,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer an error in the route's format (JSON for /api/, HTML for pages, text before the route is known)
         and close the connection: the rest of a refused request is never read."""
         self.close_connection = True
+        self._linger = True
         try:
             if self._kind == "api":
                 self._send(status, json.dumps({"error": msg}), "application/json", allow)
