@@ -88,6 +88,25 @@ def latest_checkpoint(folder: Path | str) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def resume_checkpoint(folder: Path | str, resume: bool | str | Path) -> Path | None:
+    """The checkpoint a trainer's `resume` argument selects: a path (an error if it is not a checkpoint), True (the
+    latest under `folder/checkpoints`; None, with a warning, when there is none: the run starts at step 1) or
+    False (None)."""
+    from turngym.errors import ConfigError
+
+    if not resume:
+        return None
+    if not isinstance(resume, bool):
+        path = Path(resume)
+        if not (path / "trainer.pt").is_file() or not (path / "model.pt").is_file():
+            raise ConfigError(f"resume: {path} is not a checkpoint folder (it needs model.pt and trainer.pt)")
+        return path
+    ckpt = latest_checkpoint(folder)
+    if ckpt is None:
+        log.warning("resume: no checkpoint under %s; starting from step 1", Path(folder) / "checkpoints")
+    return ckpt
+
+
 def load_checkpoint(
     path: Path | str,
     model: torch.nn.Module | None,

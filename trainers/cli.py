@@ -1,8 +1,10 @@
 """`turngym train`: run a trainer from a YAML config plus key=value overrides.
 
+turngym train env_id=turngym/EmbodiedSearch-v0 model=tiny steps=6  # a small random model built locally: a quick try
 turngym train --config cfg.yaml lr=1e-5 advantage=gigpo          # GRPO family (default)
 turngym train --sft --config sft.yaml data=runs/expert/episodes.jsonl
 turngym train --config cfg.yaml --resume                          # continue from output_dir's latest checkpoint
+                                                                 # (none there: a warning, then step 1)
 turngym train --print-config                                      # every field with its default
 torchrun --nproc_per_node 8 -m turngym.cli train --config cfg.yaml  # data-parallel GRPO (also `accelerate launch`)
 turngym train --config cfg.yaml rollout_backend=vllm              # rollouts from a vLLM engine, weights synced per update
@@ -23,7 +25,10 @@ def _load_policy(path: str) -> Any:
     from turngym.errors import ConfigError
 
     if not path:
-        raise ConfigError("set `model` (a Hugging Face model folder) in the config or as model=PATH")
+        raise ConfigError(
+            "set `model` in the config or as model=...: a Hugging Face model folder, a .gguf file, 'smollm2', or "
+            "'tiny' (a small random model built locally, for trying the pipeline)"
+        )
     try:
         from turngym.agents.backends.hf import HFPolicy
     except ImportError as exc:
@@ -104,7 +109,11 @@ def register_cli(subparsers: Any) -> None:
         "--config", default=None, help="YAML file of config fields (plus `model:` and, for SFT, `data:`)"
     )
     p.add_argument("--sft", action="store_true", help="behaviour cloning on expert episodes instead of RL")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint in output_dir (none there: a warning, then step 1)",
+    )
     p.add_argument("--print-config", action="store_true", help="print every config field and exit")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (JSON values)")
     p.set_defaults(fn=cmd_train)

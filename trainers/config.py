@@ -49,7 +49,8 @@ class RunConfig:
     output_dir: str = "runs/train"
     seed: int = 0
     log_every: int = 1
-    save_every: int = 0  # 0: only at the end
+    # checkpoint every N steps; None: every max(1, steps // 10) steps (about ten a run); 0: only at the end
+    save_every: int | None = None
     keep_checkpoints: int = 2
     tensorboard: bool = True  # when the tensorboard package is installed
     wandb: bool = False  # when wandb is installed
@@ -80,6 +81,7 @@ class SFTConfig(OptimConfig, RunConfig):
                 raise ConfigError(f"config field {name!r} must be >= 1, got {getattr(self, name)}")
         if not self.context_loss_coef >= 0:
             raise ConfigError(f"config field 'context_loss_coef' must be >= 0, got {self.context_loss_coef}")
+        _check_save_every(self.save_every)
 
 
 @dataclass
@@ -158,6 +160,19 @@ class GRPOConfig(OptimConfig, RunConfig):
         validate(self)
 
 
+def save_interval(save_every: int | None, total_steps: int) -> int:
+    """Steps between checkpoints: `save_every`, or max(1, total_steps // 10) when it is None; 0 = only at the end."""
+    return max(1, total_steps // 10) if save_every is None else int(save_every)
+
+
+def _check_save_every(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigError(
+            f"config field 'save_every' must be an integer >= 0 (0: only at the end) or null (about ten "
+            f"checkpoints a run), got {value!r}"
+        )
+
+
 def _check(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"config field {name!r} is {value!r}; accepted values: {', '.join(allowed)}")
@@ -185,6 +200,7 @@ def validate(cfg: GRPOConfig) -> None:
     for name in ("steps", "tasks_per_step", "ppo_epochs", "mini_batch_size", "micro_batch_size"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"config field {name!r} must be >= 1, got {getattr(cfg, name)}")
+    _check_save_every(cfg.save_every)
     if cfg.overlong_max_len and not (0 < cfg.overlong_cache <= cfg.overlong_max_len):
         raise ConfigError("overlong shaping needs 0 < overlong_cache <= overlong_max_len")
     for spec_list, what in (

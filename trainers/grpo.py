@@ -34,8 +34,13 @@ from turngym.errors import ConfigError
 from turngym.trainers import hooks
 from turngym.trainers.advantages import ADVANTAGES, token_advantages
 from turngym.trainers.batch import Batch, collate, shift_entropy, shift_logprobs
-from turngym.trainers.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from turngym.trainers.config import GRPOConfig, to_dict
+from turngym.trainers.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from turngym.trainers.config import GRPOConfig, save_interval, to_dict
 from turngym.trainers.epo import EntropyHistory, epo_beta, epo_loss, masked_mean_entropy
 from turngym.trainers.logging import MetricsLogger, plot_curves
 from turngym.trainers.losses import POLICY_LOSSES, aggregate, kl_penalty
@@ -146,13 +151,15 @@ def forward_logits(model: torch.nn.Module, batch: Batch, bf16: bool = False) -> 
     return out.logits if hasattr(out, "logits") else out
 
 
-def split_task_ids(env_id: str, env_kwargs: dict[str, Any], split: str) -> list[str]:
-    """The task ids of `split` in the env's task pack (the env is made with `env_kwargs` and closed again)."""
+def split_task_ids(env_id: str, env_kwargs: dict[str, Any], split: str | None) -> list[str]:
+    """The tasks the env plays in `split` (`TurnEnv.task_ids`; the env is made with `env_kwargs` and closed again)."""
     import gymnasium as gym
+
+    import turngym  # noqa: F401  (registers the env ids)
 
     env = gym.make(env_id, **env_kwargs)
     try:
-        return list(env.unwrapped.load_task_pack(None).task_ids(split))
+        return list(env.unwrapped.task_ids(split))
     finally:
         env.close()
 
@@ -652,12 +659,17 @@ class GRPOTrainer:
         return True
 
     def train(self, resume: bool | str = False) -> list[dict[str, Any]]:
-        """Run until `config.steps`; `resume=True` continues from the latest checkpoint (or a given path)."""
+        """Run until `config.steps`, checkpointing every `save_interval(config.save_every, config.steps)` steps;
+        `resume=True` continues from the latest checkpoint in output_dir (none: a warning, then step 1) or a given
+        checkpoint folder."""
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(__import__("json").dumps(to_dict(cfg), indent=1, default=str))
-        if resume:
-            self.resume(resume if isinstance(resume, str) else None)
+        ckpt = resume_checkpoint(self.out, resume)
+        if ckpt is not None:
+            self.resume(ckpt)
+            log.info("resumed at step %d of %d; continuing with step %d", self.step, cfg.steps, self.step + 1)
+        every = save_interval(cfg.save_every, cfg.steps)
         self.logger = MetricsLogger(
             self.out,
             cfg.steps,
@@ -677,9 +689,9 @@ class GRPOTrainer:
                     metrics.update({f"eval_{k}": v for k, v in self.evaluator(self).items()})
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     self.logger.log(self.step, metrics)
-                if cfg.save_every and self.step % cfg.save_every == 0:
+                if every and self.step % every == 0:
                     self.save()
-            if not cfg.save_every or self.step % cfg.save_every:
+            if not every or self.step % every:
                 self.save()
             records = self.logger.records()
             if cfg.plot:

@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 LIVE_KEYS = ("reward", "success", "cost", "tool_calls", "loss", "eval_success")
 
 
+def format_metric(v: Any) -> str:
+    """A metric for the console: floats to 4 significant digits, in scientific notation when small or large (a
+    learning rate of 1e-05 shows as 1e-05, not 0.0); other values as they are."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
 class MetricsLogger:
     def __init__(
         self,
@@ -84,10 +92,10 @@ class MetricsLogger:
         if self._wandb is not None:
             self._wandb.log(scalars, step=step)
         if self._bar is not None:
-            live = " ".join(f"{k}={scalars[k]:.3f}" for k in LIVE_KEYS if k in scalars)
+            live = " ".join(f"{k}={format_metric(scalars[k])}" for k in LIVE_KEYS if k in scalars)
             self._bar.update(self._task, completed=step, live=live)
         else:
-            log.info("step %d %s", step, {k: round(v, 4) for k, v in scalars.items()})
+            log.info("step %d: %s", step, " ".join(f"{k}={format_metric(v)}" for k, v in scalars.items()))
 
     def records(self) -> list[dict[str, Any]]:
         return read_metrics(self.path)

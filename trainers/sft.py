@@ -20,8 +20,8 @@ import torch
 from turngym.agents.trajectory import TokenEpisode
 from turngym.errors import ConfigError
 from turngym.trainers.batch import collate, shift_logprobs
-from turngym.trainers.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from turngym.trainers.config import SFTConfig, to_dict
+from turngym.trainers.checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
+from turngym.trainers.config import SFTConfig, save_interval, to_dict
 from turngym.trainers.grpo import forward_logits, lr_lambda, policy_module, prepare_model
 from turngym.trainers.logging import MetricsLogger, plot_curves
 
@@ -131,10 +131,16 @@ class SFTTrainer:
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1, default=str))
-        if resume:
-            ckpt = Path(resume) if isinstance(resume, str) else latest_checkpoint(self.out)
-            if ckpt is not None:
-                self.step = load_checkpoint(ckpt, self.model, self.optimizer, self.scheduler)["step"]
+        ckpt = resume_checkpoint(self.out, resume)
+        if ckpt is not None:
+            self.step = load_checkpoint(ckpt, self.model, self.optimizer, self.scheduler)["step"]
+            log.info(
+                "resumed at step %d of %d; continuing with step %d",
+                self.step,
+                self.total_steps,
+                self.step + 1,
+            )
+        every = save_interval(cfg.save_every, self.total_steps)
         logger = MetricsLogger(
             self.out, self.total_steps, cfg.tensorboard, cfg.wandb, cfg.progress, to_dict(cfg), "sft"
         )
@@ -144,9 +150,9 @@ class SFTTrainer:
                 m = self.train_step()
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                     logger.log(self.step, m)
-                if cfg.save_every and self.step % cfg.save_every == 0:
+                if every and self.step % every == 0:
                     self.save()
-            if not cfg.save_every or self.step % cfg.save_every:
+            if not every or self.step % every:
                 self.save()
             records = logger.records()
             if cfg.plot:
