@@ -34,6 +34,7 @@ import turngym  # noqa: F401  (registers the env ids)
 from turngym.agents.base import EpisodeContext, Turn
 from turngym.agents.parsing import parse_action
 from turngym.agents.prompting import first_user_message
+from turngym.agents.rollout import env_task_ids
 from turngym.agents.trajectory import Episode, Step, TokenEpisode, clean_info
 from turngym.errors import ConfigError, EnvError
 
@@ -186,13 +187,7 @@ class RolloutEngine:
         if task_ids < 1:
             raise ConfigError(f"collect() needs at least one task, got {task_ids}")
         self._ensure_envs(1)
-        env = self._envs[0]
-        if hasattr(env, "task_ids"):  # a remote env answers for its own task pack
-            pool = env.task_ids(split, options.get("task_pack"))
-        else:
-            pool = env.unwrapped.load_task_pack(options.get("task_pack")).task_ids(
-                split or env.unwrapped._split
-            )
+        pool = env_task_ids(self._envs[0], split, options)
         order = np.random.default_rng(seed).permutation(len(pool))
         return [pool[int(order[i % len(pool)])] for i in range(task_ids)]
 

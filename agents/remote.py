@@ -36,9 +36,8 @@ class _EnvWorker:
     def step(self, action: str) -> tuple[dict, float, bool, bool, dict]:
         return self.env.step(action)
 
-    def task_ids(self, split: str | None, pack: str | None) -> list[str]:
-        env = self.env.unwrapped
-        return env.load_task_pack(pack).task_ids(split or env._split)
+    def task_ids(self, split: str | None, options: dict[str, Any] | None) -> list[str]:
+        return self.env.unwrapped.task_ids(split, options)
 
     def pid(self) -> int:
         import os
@@ -67,8 +66,9 @@ class RayEnv:
     def step(self, action: str) -> tuple[dict, float, bool, bool, dict]:
         return self._ray.get(self._actor.step.remote(action))
 
-    def task_ids(self, split: str | None = None, pack: str | None = None) -> list[str]:
-        return self._ray.get(self._actor.task_ids.remote(split, pack))
+    def task_ids(self, split: str | None = None, options: dict[str, Any] | None = None) -> list[str]:
+        """The env's `TurnEnv.task_ids(split, options)`, answered in the actor."""
+        return self._ray.get(self._actor.task_ids.remote(split, dict(options or {})))
 
     def pid(self) -> int:
         """The process id of the worker holding the env."""

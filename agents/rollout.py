@@ -18,6 +18,7 @@ import numpy as np
 import turngym  # noqa: F401  (registers the ids)
 from turngym.agents.base import Agent, EpisodeContext, Turn
 from turngym.agents.trajectory import Episode, Step, clean_info, save_image
+from turngym.errors import ConfigError
 
 
 @dataclass
@@ -25,6 +26,21 @@ class EpisodeSpec:
     index: int
     seed: int
     options: dict[str, Any]
+
+
+def env_task_ids(env: Any, split: str | None = None, options: dict[str, Any] | None = None) -> list[str]:
+    """The tasks `env` plays (`TurnEnv.task_ids`), through wrappers and remote proxies alike."""
+    opts = dict(options or {})
+    target = env.unwrapped if isinstance(env, gym.Env) else env  # a RayEnv answers for the env in its actor
+    ids = target.task_ids(split, opts)
+    if not ids:
+        raise ConfigError(f"{env_name(env)} has no tasks to play (split {split!r}, options {opts})")
+    return list(ids)
+
+
+def env_name(env: Any) -> str:
+    spec = getattr(env, "spec", None)
+    return getattr(spec, "id", None) or getattr(env, "env_id", None) or type(env).__name__
 
 
 def plan_episodes(
@@ -35,13 +51,13 @@ def plan_episodes(
     task_ids: list[str] | None = None,
     options: dict[str, Any] | None = None,
 ) -> list[EpisodeSpec]:
-    """Episode i gets seed `seed + i` and the i-th task of a seeded permutation of the split (cycled if short)."""
+    """Episode i gets seed `seed + i` and the i-th task of a seeded permutation of the env's tasks (`task_ids()` of
+    the env under `split` and `options`; cycled if short)."""
     base = dict(options or {})
     if split:
         base["split"] = split
     if task_ids is None and "task_id" not in base:
-        pack = env.unwrapped.load_task_pack(base.get("task_pack"))
-        ids = pack.task_ids(split or env.unwrapped._split)
+        ids = env_task_ids(env, split, base)
         order = np.random.default_rng(seed).permutation(len(ids))
         task_ids = [ids[int(order[i % len(ids)])] for i in range(episodes)]
     specs = []

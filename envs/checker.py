@@ -1,7 +1,8 @@
 """`check_env`: Gymnasium's checker plus turngym's contract checks. Every registered id must pass it.
 
 Ours: the `info` schema at reset and on every step; determinism (same seed, task and actions give the same
-trajectory); bad actions (garbage, empty, huge, non-string) never raise and are flagged `invalid_action`; `close()` is
+trajectory); actions listed in `admissible_actions` are not flagged invalid; bad actions (`GARBAGE_ACTIONS`: empty,
+huge, deeply nested, lone surrogates, NULs, non-string values) never raise and are flagged `invalid_action`; `close()` is
 idempotent; and making, playing and closing the env leaves no child process, thread or file descriptor behind.
 """
 
@@ -18,9 +19,17 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
-from turngym.envs.core import INFO_SCHEMA, MAX_ACTION
+from turngym.envs.actiontext import bad_char
+from turngym.envs.core import INFO_SCHEMA, MAX_ACTION, refuse_action
 
-GARBAGE_ACTIONS = [
+DEEP = 3000  # nesting depth of the deep garbage: past Python's parser and json's recursion limits
+
+
+def _deep_json_object(depth: int) -> str:
+    return '{"a": ' * depth + "1" + "}" * depth
+
+
+GARBAGE_ACTIONS: list[Any] = [
     "",
     "   ",
     "\x00\x01 qzx!!## not an action ###",
@@ -28,6 +37,42 @@ GARBAGE_ACTIONS = [
     "x" * 5000,
     "click[[[[",
     "((((",
+    # text no engine can take: lone surrogates, NULs, control characters (raw and as escapes inside literals)
+    "\ud800",
+    "click(1)\udfff",
+    'fill(5, "\ud800")',
+    'type("\\ud800")',
+    "look\x00",
+    "\x01\x02\x1b[31m\x7f\x08",
+    "\t\r\n\x0b\x0c",
+    'fill(1, "a\\x00b")',
+    '{"name": "bash", "arguments": {"cmd": "echo \\u0000"}}',
+    '{"name": "python", "arguments": {"code": "\\ud800"}}',
+    # as long as an action may be
+    "y" * MAX_ACTION,
+    "-" * (MAX_ACTION - 1) + "1",
+    "(" * (MAX_ACTION // 2) + ")" * (MAX_ACTION // 2),
+    # deep nesting in every bracket kind, in expressions, in JSON and in JSON inside a tool call
+    *(o * DEEP + c * DEEP for o, c in ("()", "[]", "{}", "<>")),
+    *(f"click({o * DEEP}1{c * DEEP})" for o, c in ("()", "[]", "{}")),
+    "-" * DEEP + "1",
+    "x" + "[0]" * DEEP,
+    "click(x" + ".a" * DEEP + ")",
+    "noop(" + "1+" * DEEP + "1)",
+    _deep_json_object(DEEP),
+    "[" * DEEP + "]" * DEEP,
+    '{"name": "python", "arguments": ' + _deep_json_object(DEEP) + "}",
+    "<tool_call>" + _deep_json_object(DEEP) + "</tool_call>",
+    "<tool_call>" + "[" * DEEP + "]" * DEEP + "</tool_call>",
+    "<tool_call>" * 9000,
+    # not str: the contract is an invalid action whose error names the type (see TurnEnv.step)
+    None,
+    42,
+    3.5,
+    True,
+    b"click(1)",
+    ["click(1)"],
+    {"name": "submit", "arguments": {}},
 ]
 
 
@@ -109,6 +154,10 @@ def _play(env: gym.Env, seed: int, steps: int, options: dict | None) -> list[tup
         obs, reward, term, trunc, info = env.step(action)
         _obs_ok(env, obs, f"step {t + 1} ({action!r:.60})")
         check_info(info, f"step {t + 1} ({action!r:.60})")
+        if acts and info["invalid_action"]:
+            raise EnvCheckError(
+                f"step {t + 1}: {action!r:.60} was listed in admissible_actions but failed: {info['error']:.200}"
+            )
         if not isinstance(reward, float):
             raise EnvCheckError(f"step {t + 1}: reward must be a float, got {type(reward).__name__}")
         trace.append((action, obs["text"], reward, term, trunc, info["obs_key"], info["success"]))
@@ -161,15 +210,20 @@ def check_env(
         # bad actions never raise, are flagged, and the episode goes on
         instance.reset(seed=seed, options=options)
         free_text = getattr(instance.unwrapped, "accepts_free_text", False)
-        for bad in [*GARBAGE_ACTIONS, "y" * (MAX_ACTION + 1), 42, None]:
+        for bad in [*GARBAGE_ACTIONS, "y" * (MAX_ACTION + 1)]:
             try:
                 obs, r, term, trunc, info = instance.step(bad)  # type: ignore[arg-type]
             except Exception as exc:
                 raise EnvCheckError(f"step({bad!r:.40}) raised {type(exc).__name__}: {exc}") from exc
             check_info(info, f"bad action {bad!r:.40}")
-            must_flag = not isinstance(bad, str) or len(bad) > MAX_ACTION or not free_text
+            _obs_ok(instance, obs, f"bad action {bad!r:.40}")
+            must_flag = refuse_action(bad) is not None or not free_text
             if must_flag and not info["invalid_action"]:
                 raise EnvCheckError(f"bad action {bad!r:.40} was not flagged invalid_action")
+            if bad_char(obs["text"]) or bad_char(info["error"]):
+                raise EnvCheckError(
+                    f"bad action {bad!r:.40}: the observation or error holds {bad_char(obs['text'] + info['error'])}"
+                )
             if term or trunc:
                 instance.reset(seed=seed, options=options)
         # max_turns truncation, settable per episode

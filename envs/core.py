@@ -14,7 +14,11 @@ The `info` dict has the same typed keys in every env (see `INFO_SCHEMA`):
     instructions (str: task statement + action format; repeated every step so a policy never loses it)
 
 Bad actions never raise: they give `invalid_action=True`, an `error` saying what was wrong, an observation that says
-so, and the episode goes on until `max_turns`.
+so, and the episode goes on until `max_turns`. `step` refuses, before the family sees them, non-`str` actions (None,
+bytes, numbers...), actions over `MAX_ACTION` characters and text holding a lone surrogate or a NUL (see
+`refuse_action`); everything else goes to the family's `_act`, whose parser reports what it cannot parse. An exception
+that still leaves `_act` is a fault of the env or its engine: it propagates, with a note naming the env, task, turn
+and action.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import hashlib
 import json
 import string
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,7 +35,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from turngym.errors import ConfigError
+from turngym.envs.actiontext import bad_char
+from turngym.errors import ConfigError, TurngymError
 from turngym.tasks.pack import Field, TaskPack, load_pack
 
 MAX_TEXT = 1_000_000  # characters in one observation
@@ -52,6 +57,18 @@ INFO_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "instructions": str,
 }
 RESET_OPTIONS = ("task_id", "split", "max_turns", "task_pack")
+
+
+def refuse_action(action: Any) -> str | None:
+    """Why `action` is refused before any family sees it, or None. Refused: a non-`str` (bytes too: decode first),
+    more than `MAX_ACTION` characters, a lone surrogate (not encodable as UTF-8) or a NUL character."""
+    if not isinstance(action, str):
+        hint = " (decode bytes to str first)" if isinstance(action, (bytes, bytearray)) else ""
+        return f"an action must be a str, got {type(action).__name__}{hint}"
+    if len(action) > MAX_ACTION:
+        return f"the action has {len(action)} characters, more than the limit of {MAX_ACTION}"
+    why = bad_char(action)
+    return f"the action contains {why}" if why else None
 
 
 class TextSpace(spaces.Text):
@@ -125,6 +142,8 @@ class TurnEnv(gym.Env[dict, str]):
     pack_family: ClassVar[str | None] = None  # the family whose task packs this env plays (default: `family`)
     action_format: ClassVar[str] = ""  # how actions are written, shown in `instructions`
     image_shape: ClassVar[tuple[int, int, int] | None] = None  # (H, W, 3) for visual envs
+    # split -> the pack played for that split when no task_pack is given (a split the default pack lacks)
+    split_packs: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -148,6 +167,7 @@ class TurnEnv(gym.Env[dict, str]):
         self.observation_space = spaces.Dict(obs)
         self.action_space = TextSpace(MAX_ACTION)
         self._pack_name = task_pack or self.default_pack
+        self._pack_given = task_pack is not None
         self._split = split or self.default_split
         self._max_turns = self._check_max_turns(
             max_turns if max_turns is not None else self.default_max_turns
@@ -198,17 +218,109 @@ class TurnEnv(gym.Env[dict, str]):
             cache[name] = load_pack(name, family=self.pack_family or self.family, fields=self.task_fields)
         return cache[name]
 
-    def _select_task(self, options: Mapping[str, Any]) -> tuple[TaskPack, str, dict[str, Any]]:
-        pack = self.load_task_pack(options.get("task_pack"))
+    def task_filter(self, options: Mapping[str, Any]) -> tuple[Callable[[dict[str, Any]], bool], str] | None:
+        """Which records of the pack this env plays under reset `options`: a predicate and a phrase naming it for
+        error messages ("task 'click-button'"), or None for every record. Families that pin a subset override it."""
+        return None
+
+    def _pack_and_split(self, options: Mapping[str, Any], check: bool = True) -> tuple[TaskPack, str]:
         split = options.get("split") or self._split
-        if "task_id" in options and options["task_id"] is not None:
-            return pack, split, pack.get(str(options["task_id"]), split if options.get("split") else None)
+        name = options.get("task_pack")
+        if not name and not self._pack_given:
+            name = self.split_packs.get(split)
+        pack = self.load_task_pack(name)
+        if check and split not in pack.splits:
+            raise ConfigError(self._missing_split_message(pack, split))
+        return pack, split
+
+    def _missing_split_message(self, pack: TaskPack, split: str) -> str:
+        from turngym.tasks.pack import find_packs, read_manifest
+
+        family = self.pack_family or self.family
+        having = []
+        for name, root in sorted(find_packs().items()):
+            try:
+                manifest = read_manifest(root)
+            except TurngymError:
+                continue
+            if manifest.get("family") == family and split in manifest["splits"]:
+                having.append(name)
+        hint = (
+            f"packs of the {family!r} family with a {split!r} split: {having}; pass task_pack=NAME"
+            if having
+            else f"no installed pack of the {family!r} family has a {split!r} split"
+        )
+        return f"task pack {pack.name!r} has no split {split!r} (its splits: {pack.splits}); {hint}"
+
+    def _env_name(self) -> str:
+        spec = getattr(self, "spec", None)
+        return getattr(spec, "id", None) or type(self).__name__
+
+    def _task_pool(self, pack: TaskPack, split: str, options: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The records of `split` this env plays under `options` (never empty: a ConfigError says why)."""
         tasks = pack.tasks(split)
-        # Sample without replacement: a seeded permutation of the split, consumed in order, refreshed when exhausted.
-        key = (pack.name, split)
+        narrow = self.task_filter(options)
+        if narrow is not None:
+            keep, what = narrow
+            tasks = [t for t in tasks if keep(t)]
+            if not tasks:
+                raise ConfigError(
+                    f"{self._env_name()} plays only {what}, and split {split!r} of pack {pack.name!r} has none"
+                )
+        elif not tasks:
+            raise ConfigError(f"split {split!r} of pack {pack.name!r} has no tasks")
+        return tasks
+
+    def _check_task(self, task: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+        narrow = self.task_filter(options)
+        if narrow is not None and not narrow[0](task):
+            raise ConfigError(
+                f"task_id {task['task_id']!r} is not a task of {self._env_name()}, which plays only {narrow[1]}"
+            )
+        return task
+
+    def task_ids(self, split: str | None = None, options: Mapping[str, Any] | None = None) -> list[str]:
+        """The ids of exactly the tasks this env plays in `split` (default: the env's split), in pack order.
+
+        `options` are reset options (`task_pack`, `task_id`, family options such as ALFWorld's `task_types`); an id
+        that pins a task (e.g. `turngym/MiniWoB-click-button-v0`) gives that one task. Every caller that plans
+        episodes (evaluation, the rollout engine, trainers) draws from this list."""
+        opts = dict(options or {})
+        if split:
+            opts["split"] = split
+        self._check_options(opts)
+        if opts.get("task_id") is not None:
+            return [str(self._select_task(opts)[2]["task_id"])]
+        pack, split = self._pack_and_split(opts)
+        return [str(t["task_id"]) for t in self._task_pool(pack, split, opts)]
+
+    def _select_task(self, options: Mapping[str, Any]) -> tuple[TaskPack, str, dict[str, Any]]:
+        if options.get("task_id") is not None and not options.get("split"):
+            # a task id alone is looked up in the env's split first, then in every split of the pack
+            pack = self._pack_and_split(options, check=False)[0]
+            tid = str(options["task_id"])
+            for split in dict.fromkeys([self._split, *pack.splits]):
+                if split in pack.splits:
+                    for task in pack.tasks(split):
+                        if task["task_id"] == tid:
+                            return pack, split, self._check_task(task, options)
+            pack.get(tid)  # raises, naming the pack and its splits
+        pack, split = self._pack_and_split(options)
+        if options.get("task_id") is not None:
+            return pack, split, self._check_task(pack.get(str(options["task_id"]), split), options)
+        tasks = self._task_pool(pack, split, options)
+        # Sample without replacement: a seeded permutation of the pool, consumed in order, refreshed when exhausted.
+        key = (pack.name, split, hash(tuple(t["task_id"] for t in tasks)))
         if not self._order.get(key):
             self._order[key] = list(self.np_random.permutation(len(tasks)))
         return pack, split, tasks[int(self._order[key].pop())]
+
+    def _check_options(self, options: Mapping[str, Any]) -> None:
+        unknown = set(options) - set(RESET_OPTIONS) - set(self.extra_reset_options())
+        if unknown:
+            raise ConfigError(
+                f"unknown reset option(s) {sorted(unknown)}; accepted: {list(RESET_OPTIONS) + list(self.extra_reset_options())}"
+            )
 
     @staticmethod
     def _check_max_turns(value: Any) -> int:
@@ -224,11 +336,7 @@ class TurnEnv(gym.Env[dict, str]):
             self._order.clear()
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - set(RESET_OPTIONS) - set(self.extra_reset_options())
-        if unknown:
-            raise ConfigError(
-                f"unknown reset option(s) {sorted(unknown)}; accepted: {list(RESET_OPTIONS) + list(self.extra_reset_options())}"
-            )
+        self._check_options(options)
         self.max_turns = (
             self._check_max_turns(options["max_turns"])
             if options.get("max_turns") is not None
@@ -253,24 +361,22 @@ class TurnEnv(gym.Env[dict, str]):
             raise ConfigError("call reset() before step()")
         if self._done:
             raise ConfigError("the episode has ended (terminated or truncated); call reset()")
-        if not isinstance(action, str):
-            out = Outcome(
-                text=f"Invalid action: expected a string, got {type(action).__name__}.",
-                invalid_action=True,
-                error=f"action must be a str, got {type(action).__name__}",
-            )
-            out.state = self._last.state if self._last else None
-            out.admissible_actions = list(self._last.admissible_actions) if self._last else []
-        elif len(action) > MAX_ACTION:
-            out = Outcome(
-                text=f"Invalid action: {len(action)} characters is longer than the limit of {MAX_ACTION}.",
-                invalid_action=True,
-                error=f"action longer than {MAX_ACTION} characters",
-            )
+        refused = refuse_action(action)
+        if refused:
+            out = Outcome(text=f"Invalid action: {refused}.", invalid_action=True, error=refused)
             out.state = self._last.state if self._last else None
             out.admissible_actions = list(self._last.admissible_actions) if self._last else []
         else:
-            out = self._act(action)
+            try:
+                out = self._act(action)
+            # bad actions are reported, not raised: this is a fault of the env or its engine, named here
+            except Exception as exc:
+                if hasattr(exc, "add_note"):
+                    exc.add_note(
+                        f"raised by {type(self).__name__}._act({action!r:.80}) on task "
+                        f"{self.task.get('task_id')!r}, turn {self.turn + 1}"
+                    )
+                raise
         self.turn += 1
         self._tool_calls += int(out.tool_calls)
         for k, v in out.cost.items():

@@ -17,6 +17,7 @@ import json
 import random
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,12 @@ from typing import Any
 
 from turngym.envs.alfworld.games import TRAJ_FILE
 from turngym.optional import require
+
+# TextWorld is not thread-safe: its PDDL, grammar and logic parsers are module-level tatsu parsers shared by every
+# game (two parses at once corrupt the parser's rule stack), the PDDL translator rewrites `sys.argv`, and the
+# expert swaps the global `random` state. Every call into TextWorld/alfworld (loading a game, reset, step, the
+# expert) holds this process-wide lock; the work is pure Python, so the GIL serialised it anyway.
+TEXTWORLD_LOCK = threading.RLock()
 
 
 class _CachedTranslator:
@@ -119,14 +126,14 @@ def make_engine(cache_translations: bool = True) -> Any:
     require("fast_downward", extra="alfworld", purpose="TextWorld's PDDL engine")
     from textworld.envs import PddlEnv
 
-    if cache_translations:
-        _install_translation_cache()
-
     tw_env = require("alfworld.agents.environment.alfred_tw_env", extra="alfworld")
-    infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=["gamefile"])
-    env = PddlEnv(infos)
-    env = tw_env.AlfredDemangler(env, shuffle=False)
-    return tw_env.AlfredInfos(env)
+    with TEXTWORLD_LOCK:
+        if cache_translations:
+            _install_translation_cache()
+        infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=["gamefile"])
+        env = PddlEnv(infos)
+        env = tw_env.AlfredDemangler(env, shuffle=False)
+        return tw_env.AlfredInfos(env)
 
 
 def human_facts(state: Any) -> list[Any]:
@@ -293,6 +300,19 @@ def play_expert(
     admissible one, so a cycle can in principle still be left, and a game it would win later is rejected (what this
     costs is measured by `benchmarks/alfworld_generation.py`). `stop_when_given_up=False` and `repeats=None` play
     the whole budget, as the generator did before."""
+    with TEXTWORLD_LOCK:
+        return _play_expert(engine, game_file, seed, max_steps, repeats, track_moves, stop_when_given_up)
+
+
+def _play_expert(
+    engine: Any,
+    game_file: str | Path,
+    seed: int,
+    max_steps: int,
+    repeats: int | None,
+    track_moves: bool,
+    stop_when_given_up: bool,
+) -> ExpertRun:
     engine.load(str(game_file))
     state = engine.reset()
     if state["won"]:  # won before any action: not a game
@@ -328,9 +348,10 @@ def expert_run(record: dict[str, Any], max_steps: int = 50, repeats: int | None 
     from turngym.envs.alfworld.games import write_game
 
     global _CHECK_ENGINE
-    if _CHECK_ENGINE is None:
-        _CHECK_ENGINE = make_engine()
-    with tempfile.TemporaryDirectory() as tmp:
+    with TEXTWORLD_LOCK:
+        if _CHECK_ENGINE is None:
+            _CHECK_ENGINE = make_engine()
+    with TEXTWORLD_LOCK, tempfile.TemporaryDirectory() as tmp:
         game = write_game(record, Path(tmp))
         return play_expert(_CHECK_ENGINE, game, seed=EXPERT_SEED, max_steps=max_steps, repeats=repeats)
 

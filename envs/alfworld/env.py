@@ -14,16 +14,17 @@ another phrasing: True draws one from the env's seeded generator, an int picks v
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from turngym.envs.alfworld.engine import EXPERT_SEED, Expert, make_engine, world_key
+from turngym.envs.alfworld.engine import EXPERT_SEED, TEXTWORLD_LOCK, Expert, make_engine, world_key
 from turngym.envs.alfworld.games import TASK_TYPES, materialize
 from turngym.envs.alfworld.phrasing import paraphrase, replace_task
+from turngym.envs.alfworld.schema import ALFWORLD_SCHEMA
 from turngym.envs.core import Outcome, TurnEnv
 from turngym.errors import ConfigError
-from turngym.tasks.pack import Field, TaskPack, load_pack
+from turngym.tasks.pack import TaskPack, load_pack
 
 _PUT = re.compile(r"^put (.+?) (?:in|on|in/on|into|onto) (.+)$")
 
@@ -71,18 +72,7 @@ class ALFWorldEnv(TurnEnv):
     default_pack = "alfworld-gen"
     default_split = "train"
     default_max_turns = 50
-    task_fields = {
-        "task_type": Field(str, choices=TASK_TYPES, doc="one of the six ALFWorld task types"),
-        "pddl_params": Field(
-            dict, doc="ALFRED's goal parameters: object_target, parent_target, toggle_target, ..."
-        ),
-        "scene": Field(str, required=False, doc="the iTHOR floor plan, e.g. FloorPlan12"),
-        "task_desc": Field(str, required=False, doc="the task sentence (generated games)"),
-        "layout": Field(dict, required=False, doc="receptacles, objects, agent start (generated games)"),
-        "game": Field(
-            str, required=False, doc="path of an official-format game.tw-pddl, relative to the data root"
-        ),
-    }
+    task_fields = ALFWORLD_SCHEMA  # record fields and checks, run when a pack loads (envs/alfworld/schema.py)
     action_format = (
         "Reply with exactly one of the admissible commands, for example: go to countertop 1 | open fridge 1 | "
         "take apple 1 from countertop 1 | move apple 1 to fridge 1 | heat apple 1 with microwave 1 | "
@@ -122,21 +112,11 @@ class ALFWorldEnv(TurnEnv):
             return load_pack(official_pack_dir(), family=self.family, fields=self.task_fields)
         return super().load_task_pack(pack)
 
-    def _select_task(self, options: Mapping[str, Any]) -> tuple[TaskPack, str, dict[str, Any]]:
+    def task_filter(self, options: Mapping[str, Any]) -> tuple[Callable[[dict[str, Any]], bool], str] | None:
         types = check_task_types(options["task_types"]) if options.get("task_types") else self._task_types
-        if types is None or options.get("task_id") is not None:
-            return super()._select_task(options)
-        pack = self.load_task_pack(options.get("task_pack"))
-        split = options.get("split") or self._split
-        tasks = [t for t in pack.tasks(split) if t["task_type"] in types]
-        if not tasks:
-            raise ConfigError(
-                f"split {split!r} of pack {pack.name!r} has no games of task_types {list(types)}"
-            )
-        key = (pack.name, f"{split}|{','.join(types)}")
-        if not self._order.get(key):
-            self._order[key] = list(self.np_random.permutation(len(tasks)))
-        return pack, split, tasks[int(self._order[key].pop())]
+        if types is None:
+            return None
+        return (lambda t: t["task_type"] in types), f"games of task_types {list(types)}"
 
     def game_file(self, task: dict[str, Any]) -> Path:
         """The `game.tw-pddl` of a task: the official file, or the generated one written to the cache."""
@@ -150,14 +130,16 @@ class ALFWorldEnv(TurnEnv):
 
     # ---- hooks ---------------------------------------------------------------------------------------------------
     def _start(self, task: dict[str, Any]) -> Outcome:
-        if self._engine is None:
-            self._engine = make_engine()
-        game = self.game_file(task)
-        if str(game) != self._loaded:
-            self._engine.load(str(game))
-            self._loaded = str(game)
-        self._game_file = game
-        state = self._engine.reset()
+        with TEXTWORLD_LOCK:
+            if self._engine is None:
+                self._engine = make_engine()
+            game = self.game_file(task)
+            if str(game) != self._loaded:
+                self._loaded = None
+                self._engine.load(str(game))
+                self._loaded = str(game)
+            self._game_file = game
+            state = self._engine.reset()
         self._history = [(_for_expert(state), "")]
         self._expert = None
         self._expert_seed = EXPERT_SEED
@@ -176,7 +158,8 @@ class ALFWorldEnv(TurnEnv):
             m = _PUT.match(cmd)
             if m and f"move {m[1]} to {m[2]}" in admissible:
                 cmd = f"move {m[1]} to {m[2]}"
-        state, _, _ = self._engine.step(cmd)
+        with TEXTWORLD_LOCK:
+            state, _, _ = self._engine.step(cmd)
         self._history.append((_for_expert(state), cmd))
         if self._expert is not None:
             self._expert.record(state, cmd)
@@ -207,18 +190,20 @@ class ALFWorldEnv(TurnEnv):
         """alfworld's handcoded expert's next command (via the `AlfredExpert` protocol; "look" when it has none)."""
         if self.task is None or self._game_file is None:
             raise ConfigError("call reset() before expert_action()")
-        if self._expert is None:
-            self._expert = Expert.for_game(self._game_file, self._expert_seed)
-            first, _ = self._history[0]
-            self._expert.start(first)
-            for state, cmd in self._history[1:]:
-                self._expert.record(state, cmd)
-        return self._expert.action()
+        with TEXTWORLD_LOCK:
+            if self._expert is None:
+                self._expert = Expert.for_game(self._game_file, self._expert_seed)
+                first, _ = self._history[0]
+                self._expert.start(first)
+                for state, cmd in self._history[1:]:
+                    self._expert.record(state, cmd)
+            return self._expert.action()
 
     def _close(self) -> None:
         if self._engine is not None:
             try:
-                self._engine.close()
+                with TEXTWORLD_LOCK:
+                    self._engine.close()
             except Exception:  # the engine has nothing to release beyond memory
                 pass
         self._engine = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -191,7 +192,7 @@ def write_game(record: dict[str, Any], folder: Path) -> Path:
         path = folder / name
         if path.is_file() and path.read_bytes() == data:
             continue
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        tmp = folder / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"  # unique per writer thread
         tmp.write_bytes(data)
         os.replace(tmp, path)
     return folder / GAME_FILE

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from turngym.envs.actiontext import bad_char, literal, loads_json, parse_expr
+
 # tool name -> ordered (argument name, required)
 TOOLS: dict[str, tuple[tuple[str, bool], ...]] = {
     "python": (("code", True),),
@@ -27,8 +29,13 @@ TOOLS: dict[str, tuple[tuple[str, bool], ...]] = {
     "run_tests": (),
     "submit": (),
 }
-TAG = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
-FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+FENCE_HEAD = re.compile(r"```(?:json)?[ \t]*\n?")
+NUL_ALLOWED = {"content"}  # file contents may hold NUL bytes; code, commands and paths cannot
+
+
+# the short form's shape, checked before parsing: a name, then parentheses
+_CALL_SHAPE = re.compile(r"[A-Za-z_]\w*\s*\(.*\)\Z", re.DOTALL)
 
 
 class CallError(ValueError):
@@ -48,9 +55,11 @@ def _check(name: Any, args: Any) -> ToolCall:
         args = {}
     if isinstance(args, str):
         try:
-            args = json.loads(args) if args.strip() else {}
+            args = loads_json(args) if args.strip() else {}
         except json.JSONDecodeError as exc:
             raise CallError(f"'arguments' of {name} is a string but not valid JSON ({exc.msg})") from None
+        except ValueError as exc:
+            raise CallError(f"'arguments' of {name}: {exc}") from None
     if not isinstance(args, dict):
         raise CallError(f"'arguments' of {name} must be an object, got {type(args).__name__}")
     spec = dict(TOOLS[name])
@@ -62,16 +71,21 @@ def _check(name: Any, args: Any) -> ToolCall:
             raise CallError(f"{name} needs the argument {arg!r} (it takes {list(spec)})")
         if arg in args and not isinstance(args[arg], str):
             raise CallError(f"argument {arg!r} of {name} must be a string, got {type(args[arg]).__name__}")
+        why = bad_char(args[arg], allow_nul=arg in NUL_ALLOWED) if arg in args else None
+        if why:
+            raise CallError(f"argument {arg!r} of {name} contains {why}")
     return ToolCall(name, dict(args))
 
 
 def _from_json(text: str) -> ToolCall:
     try:
-        obj = json.loads(text)
+        obj = loads_json(text)
     except json.JSONDecodeError as exc:
         raise CallError(
             f"the tool call is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
+    except ValueError as exc:
+        raise CallError(f"the tool call cannot be read: {exc}") from None
     if not isinstance(obj, dict):
         raise CallError(f"a tool call must be a JSON object, got {type(obj).__name__}")
     if "function" in obj and isinstance(obj["function"], dict):  # {"type": "function", "function": {...}}
@@ -84,17 +98,13 @@ def _from_json(text: str) -> ToolCall:
 
 
 def _from_python(text: str) -> ToolCall:
-    if "\x00" in text:
-        raise CallError("not a tool call: the action contains a NUL character")
+    text = text.strip()
+    if not _CALL_SHAPE.match(text):
+        raise CallError('not a tool call; write one JSON object or one call like python(code="...")')
     try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise CallError(
-            f"not a tool call: {exc.msg} (line {exc.lineno}); write one JSON object or name(args)"
-        ) from None
-    except ValueError as exc:  # some Python builds raise ValueError for odd source
-        raise CallError(f"not a tool call: {exc}") from None
-    call = tree.body
+        call = parse_expr(text)
+    except ValueError as exc:
+        raise CallError(f"not a tool call: {exc}; write one JSON object or name(args)") from None
     if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
         raise CallError('not a tool call; write one JSON object or one call like python(code="...")')
     name = call.func.id
@@ -106,13 +116,13 @@ def _from_python(text: str) -> ToolCall:
     args: dict[str, Any] = {}
     try:
         for pos, node in enumerate(call.args):
-            args[spec[pos]] = ast.literal_eval(node)
+            args[spec[pos]] = literal(node)
         for kw in call.keywords:
             if kw.arg is None:
                 raise CallError(f"{name}: **kwargs are not allowed in a tool call")
             if kw.arg in args:
                 raise CallError(f"{name}: argument {kw.arg!r} given twice")
-            args[kw.arg] = ast.literal_eval(kw.value)
+            args[kw.arg] = literal(kw.value)
     except ValueError:
         raise CallError(f"{name}: arguments must be literal strings (no variables or expressions)") from None
     return _check(name, args)
@@ -122,22 +132,46 @@ def parse_call(action: str) -> ToolCall:
     """The one tool call in `action`; raises CallError naming what was wrong."""
     if not isinstance(action, str):
         raise CallError(f"an action must be a string, got {type(action).__name__}")
-    tags = TAG.findall(action)
+    why = bad_char(action)
+    if why:
+        raise CallError(f"not a tool call: the action contains {why}")
+    tags = _tags(action)
     if len(tags) > 1:
         raise CallError(f"found {len(tags)} <tool_call> blocks; make one tool call per action")
     if tags:
         return _from_json(tags[0].strip())
-    if "<tool_call>" in action:
+    if OPEN in action:
         raise CallError("<tool_call> is not closed with </tool_call>")
     text = action.strip()
     if not text:
         raise CallError('empty action; make one tool call, e.g. {"name": "submit", "arguments": {}}')
-    fence = FENCE.match(text)
-    if fence:
-        text = fence.group(1).strip()
+    text = _unfence(text)
     if text.startswith("{"):
         return _from_json(text)
     return _from_python(text)
+
+
+def _tags(action: str) -> list[str]:
+    """The bodies of the `<tool_call>...</tool_call>` blocks, in one left-to-right pass (linear in the length)."""
+    bodies, pos = [], 0
+    while True:
+        start = action.find(OPEN, pos)
+        if start < 0:
+            return bodies
+        end = action.find(CLOSE, start + len(OPEN))
+        if end < 0:
+            return bodies
+        bodies.append(action[start + len(OPEN) : end])
+        pos = end + len(CLOSE)
+
+
+def _unfence(text: str) -> str:
+    """The inside of a ```json ... ``` fence around the whole text, or the text itself."""
+    if len(text) >= 6 and text.endswith("```"):
+        head = FENCE_HEAD.match(text)
+        if head and head.end() <= len(text) - 3:
+            return text[head.end() : -3].strip()
+    return text
 
 
 def format_call(name: str, **arguments: str) -> str:

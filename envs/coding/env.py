@@ -27,6 +27,7 @@ from turngym.envs.coding.grading import (
     Report,
     run_runner,
 )
+from turngym.envs.coding.schema import CODING_SCHEMA
 from turngym.envs.core import Outcome, TurnEnv
 from turngym.errors import ConfigError
 from turngym.sandboxes import ExecResult, Limits, Sandbox, make_sandbox
@@ -58,19 +59,11 @@ class CodingEnv(TurnEnv):
     family: ClassVar[str] = "coding"
     default_pack: ClassVar[str | None] = "humaneval"
     default_split: ClassVar[str] = "test"
+    # HumanEval is a benchmark (one `test` split); training without a task_pack uses repo-repair's `train` split
+    split_packs: ClassVar[dict[str, str]] = {"train": "repo-repair"}
     default_max_turns: ClassVar[int] = 30
     action_format: ClassVar[str] = ACTION_FORMAT
-    task_fields: ClassVar[dict[str, Field]] = {
-        "kind": Field(str, choices=("function", "repo"), doc="function completion or repository repair"),
-        "instruction": Field(str, doc="the task statement shown to the agent"),
-        "files": Field(dict, doc="the workdir at the start: path -> text"),
-        "solution": Field(dict, doc="reference files (canonical solution / fix): path -> text"),
-        "grader": Field(str, choices=("humaneval", "unittest"), doc="how the hidden tests run"),
-        "hidden_tests": Field(dict, doc="hidden test sources: path -> text (humaneval: the check code)"),
-        "entry_point": Field(str, required=False, doc="humaneval: the function under test"),
-        "fail_to_pass": Field(list, required=False, doc="repo: tests that fail before the fix, pass after"),
-        "pass_to_pass": Field(list, required=False, doc="repo: tests that pass before and after"),
-    }
+    task_fields: ClassVar[dict[str, Field]] = CODING_SCHEMA  # fields and checks (envs/coding/schema.py)
 
     def __init__(
         self,
@@ -98,9 +91,7 @@ class CodingEnv(TurnEnv):
 
     # ---- episode -------------------------------------------------------------------------------------------------
     def _start(self, task: dict[str, Any]) -> Outcome:
-        if not self.sandbox.started:
-            self.sandbox.start()
-        self.sandbox.reset(task["files"])
+        self.sandbox.reset(task["files"])  # a fresh sandbox: nothing of the previous episode is left in it
         self._history = hashlib.blake2b(str(task["task_id"]).encode(), digest_size=12).hexdigest()
         self._expert_i = 0
         self._plan = [
@@ -119,7 +110,10 @@ class CodingEnv(TurnEnv):
     def _act(self, action: str) -> Outcome:
         try:
             call = parse_call(action)
-        except CallError as exc:
+        except Exception as exc:  # CallError says what is wrong; anything else is a parser gap, logged
+            if not isinstance(exc, CallError):
+                log.warning("parse_call(%.80r) raised %s: %s", action, type(exc).__name__, exc)
+                exc = CallError(f"the action could not be parsed ({type(exc).__name__}: {str(exc)[:200]})")
             return Outcome(
                 text=f"Invalid tool call: {exc}\n\n{ACTION_FORMAT}",
                 invalid_action=True,
@@ -157,6 +151,11 @@ class CodingEnv(TurnEnv):
             notes.append("time limit reached: the process was killed")
         if res.oom:
             notes.append("memory limit reached")
+        if res.disk_full:
+            notes.append(
+                f"disk quota reached ({self.sandbox.limits.disk_mb} MiB for the workdir, /tmp and /dev/shm "
+                "together): delete files to free space"
+            )
         if res.killed_leftovers:
             notes.append(f"{res.killed_leftovers} leftover background process(es) killed")
         if res.error:

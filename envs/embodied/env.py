@@ -23,9 +23,8 @@ from turngym.envs.core import Outcome, TurnEnv
 from turngym.envs.embodied.costs import COST_NAMES, CostModel
 from turngym.envs.embodied.house import House, Obj, parse_object, placements, sample_objects
 from turngym.envs.embodied.person import Person
-from turngym.envs.embodied.rooms import KINDS
-from turngym.errors import ConfigError, TaskPackError
-from turngym.tasks.pack import Field
+from turngym.envs.embodied.schema import EMBODIED_SCHEMA
+from turngym.errors import ConfigError
 
 ACTION_RE = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\)|\s(.*))?\s*$", re.DOTALL | re.IGNORECASE)
 VERBS = ("navigate", "ask", "get_memory", "open", "look", "pick", "done")
@@ -52,31 +51,7 @@ class EmbodiedSearchEnv(TurnEnv):
     default_max_turns = 30
     image_shape: ClassVar[tuple[int, int, int]] = (256, 512, 3)
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}
-    task_fields = {
-        "house_seed": Field(
-            int, doc="seed of the house: which iTHOR scenes fill the room kinds, which receptacles"
-        ),
-        "rooms": Field(
-            list, doc="room kinds west to east (kitchen, living room, bedroom, bathroom) or 'FloorPlanN'"
-        ),
-        "request": Field(str, doc="what the person says, e.g. 'Get me my mug.'"),
-        "target": Field(str, doc="the object the person means: '<colour> <type>', e.g. 'blue mug'"),
-        "difficulty": Field(str, required=False, choices=("easy", "medium", "hard"), doc="label for reports"),
-        "n_candidates": Field(
-            int, required=False, doc="objects of the target's type (>1: a vague request is ambiguous)"
-        ),
-        "n_objects": Field(int, required=False, doc="objects in the house in all (default 6)"),
-        "episode": Field(
-            int, required=False, doc="how many earlier episodes in this house (memory source; default 1)"
-        ),
-        "staleness": Field(
-            float, required=False, doc="chance each object moved since the last episode (default 0)"
-        ),
-        "fetch": Field(
-            bool, required=False, doc="the agent must pick the object up before done (default false)"
-        ),
-        "seed": Field(int, required=False, doc="seed of object placement (default 0)"),
-    }
+    task_fields = EMBODIED_SCHEMA  # record fields and checks, run when a pack loads (envs/embodied/schema.py)
     action_format = (
         "Act with exactly one of: navigate(<place>), ask(<question>), get_memory(<query>), open(<receptacle>), "
         "look(), pick(<object>), done(<object>). Moving costs c_nav per metre, asking costs more each time, "
@@ -115,30 +90,12 @@ class EmbodiedSearchEnv(TurnEnv):
         return self._houses[key]
 
     def _start(self, task: dict[str, Any]) -> Outcome:
-        tid = task["task_id"]
-        try:
-            self.target = parse_object(task["target"])
-            if not task["rooms"] or not all(isinstance(r, str) for r in task["rooms"]):
-                raise ConfigError(
-                    f"rooms must be a non-empty list of {list(KINDS)} or 'FloorPlanN', got {task['rooms']!r}"
-                )
-            self.house = self._house(task)
-        except ConfigError as exc:
-            raise TaskPackError(f"embodied task {tid!r}: {exc}") from None
-        if not re.search(rf"\b{re.escape(self.target.type)}s?\b", task["request"].lower()):
-            raise TaskPackError(
-                f"embodied task {tid!r}: the request {task['request']!r} does not name the target's type "
-                f"{self.target.type!r}, so no agent could know what to look for"
-            )
+        self.target = parse_object(task["target"])
+        self.house = self._house(task)
         n_cand = int(task.get("n_candidates", 1))
         n_obj = int(task.get("n_objects", 6))
         episode = int(task.get("episode", 1))
         staleness = float(task.get("staleness", 0.0))
-        if not 1 <= n_cand <= 8 or n_obj < n_cand or episode < 0 or not 0 <= staleness <= 1:
-            raise TaskPackError(
-                f"embodied task {tid!r}: need 1 <= n_candidates <= 8, n_objects >= n_candidates, episode >= 0 and "
-                f"0 <= staleness <= 1 (got {n_cand}, {n_obj}, {episode}, {staleness})"
-            )
         rng = random.Random(
             f"{task['house_seed']}|{task.get('seed', 0)}|{task['target']}|{n_cand}|{n_obj}|{staleness}"
         )

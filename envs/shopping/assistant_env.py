@@ -20,9 +20,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from turngym.envs.core import Outcome, TurnEnv
-from turngym.envs.shopping.catalog import Product, load_catalog
+from turngym.envs.shopping.catalog import Product
 from turngym.envs.shopping.customer import Customer, RuleCustomer
 from turngym.envs.shopping.reward import attribute_matches
+from turngym.envs.shopping.schema import ASSISTANT_SCHEMA
 from turngym.envs.shopping.text_env import store_for
 from turngym.errors import ConfigError
 from turngym.tasks.pack import Field
@@ -42,18 +43,7 @@ QUESTIONS = {
     "material": "What material would you like?",
 }
 
-TASK_FIELDS = {
-    "asin": Field(str, doc="a product that satisfies the profile"),
-    "query": Field(str, doc="the wanted product type"),
-    "noun": Field(str, doc="how the customer names it"),
-    "opening": Field(str, doc="the customer's first message"),
-    "must_have": Field(list, doc="attributes the product must have"),
-    "revealed": Field(list, doc="must-haves stated in the opening"),
-    "preferences": Field(dict, doc="option name -> wanted value"),
-    "budget": Field(float, doc="maximum price in dollars"),
-    "change": Field(dict, doc="{} or {'option', 'to'}: a change of mind at the first recommendation"),
-    "patience": Field(int, doc="rejections before the customer leaves"),
-}
+TASK_FIELDS = ASSISTANT_SCHEMA  # record fields and checks (envs/shopping/schema.py)
 
 
 def parse_recommend(arg: str) -> tuple[str, dict[str, str]]:
@@ -108,7 +98,7 @@ class ShopAssistantEnv(TurnEnv):
         return self._customer_factory(task)
 
     def _start(self, task: dict[str, Any]) -> Outcome:
-        self.catalog = load_catalog(self.pack.manifest.get("catalog"), self.pack.root)
+        self.catalog = self.pack.context[0]  # loaded and checked with the pack
         self.store = store_for(self.catalog)
         self.customer = self.make_customer(task)
         self.results: list[str] = []

@@ -24,6 +24,7 @@ from typing import Any
 
 from turngym.envs.shopping.vocab import BRANDS, REVIEW_PHRASES, TYPES, ProductType
 from turngym.errors import ConfigError, TaskPackError
+from turngym.tasks.pack import Field, check_fields, parse_json, read_lines
 
 DEFAULT_N_PRODUCTS = 10_000
 DEFAULT_SEED = 0
@@ -50,33 +51,45 @@ class Product:
 
     @classmethod
     def from_json(cls, rec: dict[str, Any], where: str = "") -> Product:
-        missing = [f for f in _REQUIRED if f not in rec]
+        missing = [f for f, spec in PRODUCT_FIELDS.items() if spec.required and f not in rec]
         if missing:
             raise TaskPackError(
                 f"{where}: product record lacks field(s) {missing} (asin={rec.get('asin')!r})"
             )
-        try:
-            return cls(
-                asin=str(rec["asin"]),
-                title=str(rec["title"]),
-                name=str(rec["name"]),
-                query=str(rec.get("query", rec["name"])),
-                category=str(rec.get("category", str(rec["product_category"]).split("›")[0].strip())),
-                product_category=str(rec["product_category"]),
-                attributes=[str(a) for a in rec["attributes"]],
-                options={str(k): [str(v) for v in vs] for k, vs in dict(rec.get("options") or {}).items()},
-                price=float(rec["price"]),
-                rating=float(rec.get("rating", 0.0)),
-                description=str(rec.get("description", "")),
-                features=[str(f) for f in rec.get("features", [])],
-                reviews=list(rec.get("reviews", [])),
-            )
-        except (TypeError, ValueError) as exc:
-            raise TaskPackError(f"{where}: product {rec.get('asin')!r} is malformed: {exc}") from None
+        check_fields(rec, PRODUCT_FIELDS, f"{where}: product {rec.get('asin')!r}", "catalog product")
+        return cls(
+            asin=rec["asin"],
+            title=rec["title"],
+            name=rec["name"],
+            query=rec.get("query", rec["name"]),
+            category=rec.get("category", rec["product_category"].split("›")[0].strip()),
+            product_category=rec["product_category"],
+            attributes=list(rec["attributes"]),
+            options={k: list(vs) for k, vs in (rec.get("options") or {}).items()},
+            price=float(rec["price"]),
+            rating=float(rec.get("rating", 0.0)),
+            description=rec.get("description", ""),
+            features=list(rec.get("features", [])),
+            reviews=list(rec.get("reviews", [])),
+        )
 
 
 _FIELDS = tuple(f.name for f in fields(Product))
-_REQUIRED = ("asin", "title", "name", "product_category", "attributes", "price")
+PRODUCT_FIELDS = {
+    "asin": Field(str),
+    "title": Field(str),
+    "name": Field(str),
+    "query": Field(str, required=False),
+    "category": Field(str, required=False),
+    "product_category": Field(str),
+    "attributes": Field(list, items=str),
+    "options": Field(dict, required=False, items=list),
+    "price": Field(float),
+    "rating": Field(float, required=False),
+    "description": Field(str, required=False),
+    "features": Field(list, required=False, items=str),
+    "reviews": Field(list, required=False, items=dict),
+}
 
 
 class Catalog:
@@ -219,20 +232,21 @@ def save_catalog(products: list[Product], path: str | Path) -> None:
 
 
 def read_catalog(path: str | Path) -> list[Product]:
+    """The products of a JSON Lines catalog file (`.jsonl` or `.jsonl.gz`), each checked against `PRODUCT_FIELDS`."""
     path = Path(path)
-    if not path.is_file():
-        raise TaskPackError(f"catalog file {str(path)!r} does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
     out = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskPackError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            out.append(Product.from_json(rec, f"{path}:{lineno}"))
+    for lineno, line in read_lines(path):
+        where = f"{path}:{lineno}"
+        rec = parse_json(line, where)
+        if not isinstance(rec, dict):
+            raise TaskPackError(f"{where}: a product must be a JSON object, got {type(rec).__name__}")
+        product = Product.from_json(rec, where)
+        for name, values in product.options.items():
+            if not values or not all(isinstance(v, str) for v in values):
+                raise TaskPackError(
+                    f"{where}: product {product.asin!r}: option {name!r} needs a non-empty list of strings"
+                )
+        out.append(product)
     if not out:
         raise TaskPackError(f"catalog file {path} holds no products")
     return out

@@ -12,24 +12,15 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from turngym.envs.core import Outcome, TurnEnv
-from turngym.envs.shopping.catalog import Catalog, load_catalog
+from turngym.envs.shopping.catalog import Catalog
 from turngym.envs.shopping.expert import WebShopExpert
 from turngym.envs.shopping.reward import type_lexicon, webshop_reward
+from turngym.envs.shopping.schema import WEBSHOP_SCHEMA
 from turngym.envs.shopping.search import index_for
 from turngym.envs.shopping.store import Page, Store
 from turngym.tasks.pack import Field
 
-TASK_FIELDS = {
-    "asin": Field(str, doc="the target product's asin"),
-    "instruction_text": Field(str, doc="the instruction shown to the agent"),
-    "query": Field(str, doc="the target's query/type (for the type reward)"),
-    "name": Field(str, doc="the target's title (for the title-noun overlap)"),
-    "product_category": Field(str, doc="the target's category path 'A › B › C'"),
-    "attributes": Field(list, doc="goal attributes"),
-    "goal_options": Field(dict, doc="goal option values by option name"),
-    "price_upper": Field(float, doc="price bound in dollars (<= 0: none)"),
-    "category": Field(str, required=False),
-}
+TASK_FIELDS = WEBSHOP_SCHEMA  # record fields and checks (envs/shopping/schema.py)
 
 
 @lru_cache(maxsize=4)
@@ -54,9 +45,8 @@ class WebShopEnv(TurnEnv):
     )
 
     def _start(self, task: dict[str, Any]) -> Outcome:
-        self.catalog = load_catalog(self.pack.manifest.get("catalog"), self.pack.root)
+        self.catalog, self.lexicon = self.pack.context  # loaded and checked with the pack
         self.store = store_for(self.catalog)
-        self.lexicon = lexicon_for(self.catalog)
         self.goal = task
         self.page = Page()
         self.expert = WebShopExpert(self.store, task, self.lexicon)

@@ -18,10 +18,15 @@ Parsing is pure Python (`ast`), so a malformed action is reported before the bro
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from turngym.envs.actiontext import check_strings, literal, parse_expr, source
+
+# what every action looks like before it is parsed: a name, then parentheses (cheap to check on any input)
+_CALL_SHAPE = re.compile(r"[A-Za-z_]\w*\s*\(.*\)\Z", re.DOTALL)
 # name -> argument kinds: "id" (element id), "str", "num" (int/float), "int"
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "click": ("id",),
@@ -63,11 +68,9 @@ class Action:
 
 def _arg(kind: str, node: ast.expr, name: str, pos: int) -> Any:
     try:
-        value = ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError):
-        raise ActionError(
-            f"{name}(): argument {pos + 1} must be a literal, got {ast.unparse(node)!r:.60}"
-        ) from None
+        value = literal(node)
+    except ValueError:
+        raise ActionError(f"{name}(): argument {pos + 1} must be a literal, got {source(node)}") from None
     if kind == "id":
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value.strip())
@@ -79,6 +82,10 @@ def _arg(kind: str, node: ast.expr, name: str, pos: int) -> Any:
     if kind == "str":
         if not isinstance(value, str):
             raise ActionError(f"{name}(): argument {pos + 1} must be a quoted string, got {value!r:.60}")
+        try:
+            check_strings(value, f"{name}(): argument {pos + 1}")
+        except ValueError as exc:
+            raise ActionError(str(exc)) from None
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ActionError(f"{name}(): argument {pos + 1} must be a number, got {value!r:.60}")
@@ -88,17 +95,22 @@ def _arg(kind: str, node: ast.expr, name: str, pos: int) -> Any:
 
 
 def parse_action(text: str) -> Action:
-    """Parse one action string; raises `ActionError` naming what is wrong."""
+    """Parse one action string; raises `ActionError` naming what is wrong (also for non-str input)."""
+    if not isinstance(text, str):
+        raise ActionError(f"an action must be a str, got {type(text).__name__}")
     src = text.strip()
     if src.startswith("`") and src.endswith("`"):
         src = src.strip("`").strip()
     if not src:
         raise ActionError(f"empty action. {ACTION_HELP}")
+    if not _CALL_SHAPE.match(src):
+        raise ActionError(f"malformed action {src!r:.80}: not a call like click(12). {ACTION_HELP}")
     try:
-        tree = ast.parse(src, mode="eval")
-    except SyntaxError:
-        raise ActionError(f"malformed action {src!r:.80}: not a call like click(12). {ACTION_HELP}") from None
-    call = tree.body
+        call = parse_expr(src)
+    except ValueError as exc:
+        raise ActionError(
+            f"malformed action {src!r:.80}: not a call like click(12) ({exc}). {ACTION_HELP}"
+        ) from None
     if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
         raise ActionError(f"malformed action {src!r:.80}: not a call like click(12). {ACTION_HELP}")
     name = call.func.id
@@ -121,13 +133,21 @@ def _sig(name: str) -> str:
     return "(" + ", ".join(words[k] for k in SIGNATURES[name]) + ")"
 
 
+def _split(url: str) -> Any:
+    try:
+        return urlsplit(url)
+    except ValueError as exc:  # e.g. "http://[" (an unclosed IPv6 host)
+        raise ActionError(f"goto(): {url!r:.80} is not a valid URL ({exc})") from None
+
+
 def origin(url: str) -> str:
-    parts = urlsplit(url)
+    """scheme://host[:port] of `url`, lower-cased; raises `ActionError` for a URL that cannot be split."""
+    parts = _split(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def check_url(url: str, allowed_origins: list[str]) -> None:
-    parts = urlsplit(url)
+    parts = _split(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ActionError(f"goto(): {url!r:.80} is not an absolute http(s) URL")
     if origin(url) not in {o.rstrip("/").lower() for o in allowed_origins}:

@@ -1,10 +1,14 @@
 """The browser pool: one Playwright driver and one Chromium per thread, many isolated contexts, crash recovery.
 
-Playwright's sync API is bound to the thread that started it (greenlets), so pools are kept per thread: every env
-made in a thread shares that thread's Chromium, each in its own `BrowserContext` (cookies, storage and cache are never
-shared between episodes of different envs). `acquire_pool()`/`release_pool()` count users; when the last user of a
-thread releases, the browser and the driver stop and any Chromium process still alive is killed, so `close()` leaves
-no process behind.
+Playwright's sync API is bound to the thread that started it (greenlets), so pools are kept per thread: every user in
+a thread shares that thread's Chromium, each in its own `BrowserContext` (cookies, storage and cache are never shared
+between episodes of different envs). `acquire_pool()`/`release_pool()` count users; when the last user of a thread
+releases, the browser and the driver stop and any Chromium process still alive is killed, so `close()` leaves no
+process behind.
+
+The web envs are stepped from whatever thread their caller uses (the rollout engine steps envs from a thread pool),
+so each env owns a `BrowserThread`: one thread that holds the env's Playwright driver and Chromium and runs every
+browser call of the env (`call(fn)`), and stops both when the env closes.
 
 If Chromium dies (killed, out of memory), `BrowserPool.new_context()` notices (the browser's main process is gone, or
 Playwright reports the target closed) and launches a fresh browser. Do not use the sync API inside a running asyncio
@@ -15,12 +19,16 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
 import signal
 import threading
 import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from turngym.errors import ConfigError, EnvError
 from turngym.optional import require
@@ -262,3 +270,67 @@ def release_pool(pool: BrowserPool) -> None:
     if not drv.pools:
         del _DRIVERS[tid]
         drv.stop()
+
+
+T = TypeVar("T")
+
+
+class BrowserThread:
+    """A thread that owns a Playwright driver (and its Chromium) and runs the calls given to it, one at a time.
+
+    `call(fn, *args)` runs `fn` on the thread and returns its result (or raises its exception) in the caller's
+    thread; a call made on the thread itself runs inline. `stop()` (from any thread) finishes the queued calls, stops
+    whatever driver and browser the thread still holds, and joins it.
+    """
+
+    def __init__(self, name: str = "turngym-browser"):
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stopped
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            fn, args, kwargs, fut = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # handed to the caller
+                fut.set_exception(exc)
+        drv = _DRIVERS.pop(threading.get_ident(), None)  # a user that never released: stop its browser
+        if drv is not None:
+            drv.stop()
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if threading.current_thread() is self._thread:
+            return fn(*args, **kwargs)
+        fut: Future[T] = Future()
+        with self._lock:
+            if self._stopped:
+                raise EnvError("the browser thread was stopped (the env is closed)")
+            self._queue.put((fn, args, kwargs, fut))
+        return fut.result()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._queue.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("browser thread %s did not stop within %.0f s", self._thread.name, timeout)
+
+    def stop_when_collected(self, owner: object) -> None:
+        """Stop the thread when `owner` is garbage-collected without having stopped it."""
+        weakref.finalize(owner, self.stop)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,11 +25,12 @@ import numpy as np
 from turngym.envs.core import Outcome, TurnEnv
 from turngym.envs.web import observe
 from turngym.envs.web.actions import ACTION_HELP, ActionError, execute, parse_action
-from turngym.envs.web.browser import BrowserConfig, acquire_pool, release_pool
+from turngym.envs.web.browser import BrowserConfig, BrowserThread, acquire_pool, release_pool
+from turngym.envs.web.schema import WEB_SCHEMA
 from turngym.envs.web.server import acquire_server, release_server
 from turngym.errors import ConfigError, EnvError
 from turngym.optional import require
-from turngym.tasks.pack import Field
+from turngym.tasks.pack import TaskPack
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +141,7 @@ class MiniWoBEnv(TurnEnv):
     family = "web"
     default_pack = "miniwob"
     default_max_turns = 20
-    task_fields: ClassVar[dict[str, Any]] = {
-        "page": Field(str, doc="the task page, relative to the miniwob html root"),
-        "expert": Field(bool, required=False, doc="a scripted expert exists"),
-        "reload": Field(
-            bool, required=False, doc="reload the page every episode (its episodes leave residue)"
-        ),
-    }
+    task_fields: ClassVar[dict[str, Any]] = WEB_SCHEMA  # fields and checks (envs/web/schema.py)
     action_format = ACTION_HELP
     accepts_free_text = False
 
@@ -192,7 +187,7 @@ class MiniWoBEnv(TurnEnv):
         self._server = acquire_server(miniwob_html_root())
         self.allowed_origins = [self._server.origin]
         try:
-            self._pool = acquire_pool(self.browser_config)
+            self._open_browser()
         except Exception:
             release_server(self._server)
             raise
@@ -215,6 +210,50 @@ class MiniWoBEnv(TurnEnv):
         return w, h
 
     # ---- browser plumbing ----------------------------------------------------------------------------------------
+    # Every Playwright call of the env runs on its own browser thread (Playwright's sync API is bound to one thread),
+    # so reset/step/render/expert_action/close work from any thread, e.g. the rollout engine's pool. The thread and
+    # its Chromium start at the first reset: making an env (to list its tasks, to plan episodes) launches nothing.
+    def _open_browser(self) -> None:
+        self.browser_config.resolved_executable()  # a missing executable is a ConfigError now, not at reset
+        self._browser: BrowserThread | None = None
+        self._pool: Any = None
+
+    def in_browser(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(*args, **kwargs)` on this env's browser thread (the only thread its page may be used from),
+        starting the thread and its Chromium on first use."""
+        if self._browser is None:
+            if self._closed:
+                raise ConfigError(f"{type(self).__name__} was closed; make a new env")
+            browser = BrowserThread(name=f"turngym-browser-{type(self).__name__}")
+            try:
+                self._pool = browser.call(acquire_pool, self.browser_config)
+            except BaseException:
+                browser.stop()
+                raise
+            browser.stop_when_collected(self)
+            self._browser = browser
+        return self._browser.call(fn, *args, **kwargs)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        if self._closed:
+            return super().reset(seed=seed, options=options)  # raises: closed
+        return self.in_browser(super().reset, seed=seed, options=options)
+
+    def step(self, action: str) -> tuple[dict, float, bool, bool, dict]:
+        if self._browser is None:  # not reset yet: TurnEnv says so
+            return super().step(action)
+        return self.in_browser(super().step, action)
+
+    def render(self) -> str | np.ndarray | None:
+        if self._browser is None or self._closed:
+            return super().render()
+        return self.in_browser(super().render)
+
+    def expert_action(self) -> str:
+        if self._browser is None:
+            raise NotImplementedError("call reset() first")
+        return self.in_browser(self._expert_move)
+
     def _ensure_page(self) -> Any:
         if self._page is not None and self._generation == self._pool.generation and self._pool.alive():
             return self._page
@@ -240,7 +279,13 @@ class MiniWoBEnv(TurnEnv):
             except Exception as exc:  # the browser may be gone already
                 log.debug("context.close(): %s", exc)
 
-    def _select_task(self, options):
+    def task_filter(self, options: Mapping[str, Any]) -> tuple[Callable[[dict[str, Any]], bool], str] | None:
+        if self.fixed_task is None:
+            return None
+        fixed = self.fixed_task
+        return (lambda t: t["task_id"] == fixed), f"the task {fixed!r}"
+
+    def _select_task(self, options: Mapping[str, Any]) -> tuple[TaskPack, str, dict[str, Any]]:
         if self.fixed_task is not None and options.get("task_id") is None:
             options = {**options, "task_id": self.fixed_task}
         return super()._select_task(options)
@@ -293,6 +338,10 @@ class MiniWoBEnv(TurnEnv):
             parsed = parse_action(action)
         except ActionError as exc:
             return self._observe(prefix=f"Invalid action: {exc}", invalid=str(exc))
+        except Exception as exc:  # the parser missed a case: still an invalid action, and logged
+            log.warning("parse_action(%.80r) raised %s: %s", action, type(exc).__name__, exc)
+            err = f"the action could not be parsed ({type(exc).__name__}: {str(exc)[:200]})"
+            return self._observe(prefix=f"Invalid action: {err}", invalid=err)
         try:
             execute(self._page, parsed, self.allowed_origins, timeout_ms=self.action_timeout_ms)
         except ActionError as exc:
@@ -411,7 +460,7 @@ class MiniWoBEnv(TurnEnv):
             return None
 
     # ---- expert --------------------------------------------------------------------------------------------------
-    def expert_action(self) -> str:
+    def _expert_move(self) -> str:
         from turngym.envs.web.experts import EXPERTS, ExpertView
 
         if self.task is None or self.page_state is None:
@@ -425,6 +474,20 @@ class MiniWoBEnv(TurnEnv):
         return fn(ExpertView(self.utterance, self.page_state, self._page, self.expert_memory))
 
     def _close(self) -> None:
+        browser, self._browser = self._browser, None
+        try:
+            if browser is not None:
+                try:
+                    browser.call(self._close_browser)
+                finally:
+                    browser.stop()
+        finally:
+            self._release_services()
+
+    def _close_browser(self) -> None:
+        """On the browser thread: drop the context and this env's use of the browser (the last user stops it)."""
         self._drop_context()
         release_pool(self._pool)
+
+    def _release_services(self) -> None:
         release_server(self._server)

@@ -30,8 +30,8 @@ from turngym.envs.shopping.server import ShopServer
 from turngym.envs.shopping.store import BACK, BUY, NEXT, PREV, SUBPAGES
 from turngym.envs.shopping.text_env import TASK_FIELDS, lexicon_for
 from turngym.envs.web import observe
-from turngym.envs.web.actions import ACTION_HELP, ActionError, origin, parse_action
-from turngym.envs.web.browser import BrowserConfig, acquire_pool, release_pool
+from turngym.envs.web.actions import ACTION_HELP, origin, parse_action
+from turngym.envs.web.browser import BrowserConfig
 from turngym.envs.web.miniwob import MiniWoBEnv
 from turngym.errors import EnvError
 from turngym.tasks.pack import TaskPack
@@ -123,7 +123,7 @@ class WebShopBrowserEnv(MiniWoBEnv):
         self._shops: dict[str, ShopServer] = {}  # by split, acquired on first use
         self._shop: ShopServer | None = None
         self.allowed_origins: list[str] = []
-        self._pool = acquire_pool(self.browser_config)
+        self._open_browser()
         self._cdp: Any = None
         self._context: Any = None
         self._page: Any = None
@@ -193,9 +193,10 @@ class WebShopBrowserEnv(MiniWoBEnv):
         # agent act in, or buy for, a session that is not its own.
         try:
             parsed = parse_action(action)
-        except ActionError:
-            return super()._act(action)  # reports the parse error
-        if parsed.name == "goto" and origin(str(parsed.args[0])) == origin(self.session["shop"]):
+            own_shop = parsed.name == "goto" and origin(str(parsed.args[0])) == origin(self.session["shop"])
+        except Exception:
+            return super()._act(action)  # reports what is wrong with the action
+        if own_shop:
             path = urlsplit(str(parsed.args[0])).path
             if not path.startswith(f"/{self.session['session_id']}/"):
                 err = f"goto(): only this episode's store pages ({self.session['url']}...) may be opened"
@@ -257,7 +258,7 @@ class WebShopBrowserEnv(MiniWoBEnv):
             hits.sort(key=lambda f: "selected" in (f[2] or ""))
         return int(hits[0][0]) if hits else None
 
-    def expert_action(self) -> str:
+    def _expert_move(self) -> str:
         """The shopping oracle's next move, as a browser action: `search[q]` becomes `fill(search box, q)` then
         `click(Search)`; `click[label]` becomes `click(id)` of the link/button the store renders for that label."""
         if self.task is None or self.page_state is None or self._shop is None or self.expert is None:
@@ -302,10 +303,8 @@ class WebShopBrowserEnv(MiniWoBEnv):
             raise EnvError(f"the expert's {text} has no element on {self.page_state.url}")
         return f"click({eid})"
 
-    def _close(self) -> None:
+    def _release_services(self) -> None:
         self._delete_session()
-        self._drop_context()
-        release_pool(self._pool)
         for shop in self._shops.values():
             release_shop(shop)
         self._shops.clear()

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("openai")
 
+from tests.agents.fitting import fit_reply  # noqa: E402
 from turngym.agents import make_agent  # noqa: E402
 from turngym.agents.backends.hf import HFPolicy  # noqa: E402
 from turngym.agents.backends.tiny import char_tokenizer, tiny_llama, tiny_policy  # noqa: E402
@@ -22,21 +23,6 @@ from turngym.agents.server import ChatServer, reply_message  # noqa: E402
 from turngym.errors import ConfigError, UnknownNameError  # noqa: E402
 
 TOOL_REPLY = '<tool_call>{"name": "python", "arguments": {"code": "print(1)"}}</tool_call>'
-
-
-def fit(policy, messages, reply, steps=80, lr=1e-2):
-    """Teach the tiny model one reply (plain cross-entropy on the reply tokens), in place on `.model`."""
-    target = policy.chat.template_ids([*messages, {"role": "assistant", "content": reply}])
-    n = len(policy.chat.prompt_ids(messages))
-    opt = torch.optim.Adam(policy.model.parameters(), lr=lr)
-    policy.model.train()
-    x = torch.tensor([target])
-    for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(policy.model(x).logits[0, n - 1 : -1], x[0, n:])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    policy.model.eval()
 
 
 def test_hf_policy_is_an_eval_agent(lock_id):
@@ -71,7 +57,7 @@ def test_generate_contract():
 def test_stop_strings_end_generation():
     policy = tiny_policy(max_new_tokens=12, temperature=0.0)
     msgs = [{"role": "user", "content": "go"}]
-    fit(policy, msgs, "look\nObservation: x")
+    fit_reply(policy, msgs, "look\nObservation: x")
     g = policy.generate([policy.chat.prompt_ids(msgs)], stop=["\nObs"])[0]
     assert g.finish_reason == "stop_string" and g.text.endswith("\nObs") and g.text.startswith("look")
 
@@ -162,7 +148,7 @@ def test_tool_calls_round_trip_through_the_server():
 
     policy = tiny_policy(max_new_tokens=len(TOOL_REPLY) + 2, temperature=0.0)
     msgs = [{"role": "user", "content": "Compute 1."}]
-    fit(policy, msgs, TOOL_REPLY)
+    fit_reply(policy, msgs, TOOL_REPLY)
     assert policy.generate([policy.chat.prompt_ids(msgs)])[0].text == TOOL_REPLY
     with ChatServer(policy) as server:
         agent = OpenAIAgent(server.url, tools="python", temperature=0.0, max_tokens=len(TOOL_REPLY) + 2)

@@ -7,6 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from tests.agents.fitting import fit_reply  # noqa: E402
 from turngym.agents.backends.hf import HFPolicy  # noqa: E402
 from turngym.agents.backends.tiny import char_tokenizer, tiny_llama  # noqa: E402
 from turngym.agents.engine import RolloutEngine  # noqa: E402
@@ -134,17 +135,13 @@ def test_parse_failures_reach_the_env_as_invalid_actions(lock_id):
         check_episode(policy, ep)
 
 
-MARGIN = 3.0  # nats between the target token and the best other one; CPU rounding differences are far smaller
-MAX_FIT_STEPS = 300
-
-
 @pytest.mark.isa_sensitive
 def test_trained_weights_are_used_and_rewards_follow_the_env(lock_id):
     """Fit the tiny model (in place, on `.model`) to answer "open" to the lock's first prompt; greedy rollouts then
     open with it, and rewards, success and obs keys are the env's.
 
-    Trained until every target token beats the runner-up by MARGIN nats (not for a fixed step count): rounding
-    differs between CPUs (AVX2, AVX-512), and only a clear margin makes the greedy answer the same on all."""
+    Trained until every target token leads the runner-up by 3 nats, not for a fixed step count (tests/agents/
+    fitting.py): rounding differs between CPUs, and only a clear margin makes the greedy answer the same on all."""
     import gymnasium as gym
 
     policy = make_policy(max_new_tokens=8, temperature=0.0)
@@ -154,26 +151,7 @@ def test_trained_weights_are_used_and_rewards_follow_the_env(lock_id):
     from turngym.agents.prompting import first_user_message
 
     opening = [{"role": "user", "content": first_user_message(info["instructions"], obs["text"])}]
-    target = policy.chat.template_ids([*opening, {"role": "assistant", "content": "open"}])
-    n_prompt = len(policy.chat.prompt_ids(opening))
-    x = torch.tensor([target])
-    answer = x[0, n_prompt:]  # "open", the end-of-turn token and the template's closing newline
-    opt = torch.optim.Adam(policy.model.parameters(), lr=1e-2)
-    policy.model.train()
-    margin = torch.full((len(answer),), -float("inf"))
-    for _ in range(MAX_FIT_STEPS):
-        logits = policy.model(x).logits[0, n_prompt - 1 : -1]
-        with torch.no_grad():
-            others = logits.scatter(1, answer[:, None], -float("inf"))
-            margin = logits.gather(1, answer[:, None])[:, 0] - others.max(1).values
-        if margin.min() >= MARGIN:
-            break
-        loss = torch.nn.functional.cross_entropy(logits, answer)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    policy.model.eval()
-    assert margin.min() >= MARGIN, f"not fitted in {MAX_FIT_STEPS} steps: margins {margin.tolist()}"
+    fit_reply(policy, opening, "open")
     with RolloutEngine(policy, lock_id, num_envs=2, max_turns=2) as eng:
         eps = eng.collect(["train-0"], group_size=2, seed=0)
     for ep in eps:

@@ -1,7 +1,7 @@
-"""Shared fixtures for the web envs: one Chromium and one HTTP server for the whole test session.
+"""Shared fixtures for the web envs: one MiniWoB HTTP server for the whole test session.
 
-Envs made in the main thread share this browser (each in its own context), so tests pay for one launch. Tests that
-count processes (no-leak, crash recovery) run in their own thread, which has its own Playwright and Chromium.
+Each env runs its Chromium on its own browser thread (started at its first reset, stopped by close()), so tests
+that count processes (no-leak, crash recovery) see only their env's browser.
 """
 
 from __future__ import annotations
@@ -21,12 +21,9 @@ needs_browser = pytest.mark.skipif(
 def shared_browser():
     if not (is_available("playwright") and is_available("miniwob")):
         pytest.skip("needs playwright and miniwob")
-    from turngym.envs.web.browser import acquire_pool, release_pool
     from turngym.envs.web.miniwob import miniwob_html_root
     from turngym.envs.web.server import acquire_server, release_server
 
-    pool = acquire_pool(BrowserConfig())
     server = acquire_server(miniwob_html_root())
-    yield pool
+    yield server
     release_server(server)
-    release_pool(pool)

@@ -134,17 +134,19 @@ def test_goto_allowed_origin_and_back(shared_browser):
     env.close()
 
 
-def test_contexts_are_isolated_and_share_one_browser(shared_browser):
+def test_envs_are_isolated_each_on_its_own_browser_thread(shared_browser):
     a = gym.make("turngym/MiniWoB-click-button-v0", image=False)
     b = gym.make("turngym/MiniWoB-click-button-v0", image=False)
     a.reset(seed=0)
     b.reset(seed=0)
-    assert a.unwrapped._pool is b.unwrapped._pool
-    pa, pb = a.unwrapped._page, b.unwrapped._page
-    pa.evaluate("() => { localStorage.setItem('k', 'secret'); document.cookie = 'c=1'; }")
-    assert pb.evaluate("() => localStorage.getItem('k')") is None
-    assert pb.evaluate("() => document.cookie") == ""
-    assert pa.evaluate("() => localStorage.getItem('k')") == "secret"
+    ua, ub = a.unwrapped, b.unwrapped
+    assert ua._pool is not ub._pool and ua._pool.main_pid != ub._pool.main_pid
+    ua.in_browser(
+        ua._page.evaluate, "() => { localStorage.setItem('k', 'secret'); document.cookie = 'c=1'; }"
+    )
+    assert ub.in_browser(ub._page.evaluate, "() => localStorage.getItem('k')") is None
+    assert ub.in_browser(ub._page.evaluate, "() => document.cookie") == ""
+    assert ua.in_browser(ua._page.evaluate, "() => localStorage.getItem('k')") == "secret"
     a.close()
     b.close()
 
@@ -197,8 +199,9 @@ def test_images_named_by_stylesheets_are_loaded_before_the_first_observation(sha
     env = gym.make("turngym/MiniWoB-email-inbox-v0", image=False)
     try:
         env.reset(seed=0)
-        loaded = env.unwrapped._page.evaluate(
-            "() => performance.getEntriesByType('resource').map((e) => e.name.split('/').pop())"
+        loaded = env.unwrapped.in_browser(
+            env.unwrapped._page.evaluate,
+            "() => performance.getEntriesByType('resource').map((e) => e.name.split('/').pop())",
         )
         assert "star-clicked.png" in loaded and "delete.png" in loaded
     finally:

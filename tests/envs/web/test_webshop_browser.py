@@ -102,8 +102,11 @@ def test_two_concurrent_envs_are_isolated(shops):
         b.reset(options={"task_id": tasks[6], "split": "test"})
         ua, ub = a.unwrapped, b.unwrapped
         assert ua.session["session_id"] != ub.session["session_id"]
-        ua._page.evaluate("() => { document.cookie = 'cart=a'; localStorage.setItem('who', 'a'); }")
-        assert ub._page.evaluate("() => document.cookie + '|' + localStorage.getItem('who')") == "|null"
+        ua.in_browser(
+            ua._page.evaluate, "() => { document.cookie = 'cart=a'; localStorage.setItem('who', 'a'); }"
+        )
+        js = "() => document.cookie + '|' + localStorage.getItem('who')"
+        assert ub.in_browser(ub._page.evaluate, js) == "|null"
         # interleave the two experts step by step: each buys its own target, neither sees the other's purchase
         done = {}
         for _ in range(ua.max_turns):
@@ -180,7 +183,7 @@ def test_a_read_that_races_a_navigation_is_read_again(shops):
                 )
             return page.evaluate("() => document.readyState")
 
-        value, exc = inner._read_page(read)
+        value, exc = inner.in_browser(inner._read_page, read)
         assert exc is None and value == "complete" and len(calls) >= 2
         assert not inner.crashed
         # and the real thing, many times over: search by pressing Enter never kills the episode
