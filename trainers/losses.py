@@ -1,4 +1,4 @@
-"""Policy losses (papers.md section 1), KL estimators, loss aggregation and token entropy, as pure tensor functions.
+"""Policy losses (formulas and sources: docs/algorithms.md), KL estimators, loss aggregation and token entropy, as pure tensor functions.
 
 Shapes: B episodes (rows) × L token positions. `logp`, `old_logp`, `ref_logp`: [B, L] log-probs of the token at each
 position (0 where not a policy token); `adv`: [B, L] per-token advantages; `mask`: [B, L] float, 1 on policy tokens.

@@ -1,11 +1,11 @@
 """Heterogeneous action costs and the cost-aware episode reward of HC-GRPO (ESearch-R1).
 
-HC-GRPO (ESearch-R1, see docs/papers.md section 3):
+HC-GRPO (ESearch-R1; formula and defaults in docs/algorithms.md, "Cost-aware rewards"):
     Navigate:  c_nav * d            d = shortest-path metres travelled
     Ask:       c_ask * (1 + alpha * n)   n = questions already asked this episode (the person's patience wears out)
     GetMemory: c_mem
     R = success - lambda * sum(costs)     (lambda = 0 gives plain success)
-Defaults (turngym's choice, papers.md): c_nav = 0.02 / m, c_ask = 0.1, alpha = 0.5, c_mem = 0.01, lambda = 1.
+Defaults (turngym's choice, docs/algorithms.md): c_nav = 0.02 / m, c_ask = 0.1, alpha = 0.5, c_mem = 0.01, lambda = 1.
 """
 
 from __future__ import annotations
