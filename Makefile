@@ -7,13 +7,19 @@ STAMP := $(VENV)/.turngym-installed
 EXTRAS := alfworld,web,coding,docker,train,openai,distributed,dev
 APT_PKGS := chromium bubblewrap
 
-.PHONY: demo test lint format setup system venv clean
+.PHONY: demo test test-isa lint format setup system venv clean
 
 demo: setup
 	$(BIN)/python -m turngym.demo
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The tests that train a tiny model (marker isa_sensitive) again under PyTorch's portable kernels: what they assert
+# must hold on every x86-64 CPU, not only under the kernels this machine picks (ISA=avx2 or avx512 to pick others).
+ISA ?= default
+test-isa: setup
+	ATEN_CPU_CAPABILITY=$(ISA) $(BIN)/python -m pytest -q -p no:cacheprovider -m isa_sensitive $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
