@@ -70,6 +70,9 @@ class _Live:
     versions: list[int] = field(default_factory=list)  # policy version that generated each turn
     batch: int = 0  # the stream batch it belongs to (async mode)
     uid: int = field(default_factory=lambda: next(_UIDS))  # names its KV cache in the policy (kv_reuse)
+    images: list[Any] = field(
+        default_factory=list
+    )  # the images in input_ids, in order (vision-language policies)
 
     def add(self, ids: list[int], policy: bool, logprobs: list[float] | None = None, turn: int = -1) -> None:
         self.input_ids.extend(ids)
@@ -126,6 +129,11 @@ class RolloutEngine:
             raise ConfigError(
                 f"RolloutEngine needs a token-level policy with .generate and .chat (HFPolicy, VLLMPolicy); "
                 f"got {type(policy).__name__}"
+            )
+        if getattr(policy, "multimodal", False) and getattr(policy, "keep_images", None) is not None:
+            raise ConfigError(
+                "RolloutEngine keeps every image of an episode in its one token sequence (what the model saw is "
+                "what the trainer scores); keep_images is for evaluation only: build the policy without it"
             )
         self.policy = policy
         self.env_id = env_id
@@ -235,6 +243,8 @@ class RolloutEngine:
         kw: dict[str, Any] = {}
         if getattr(self.policy, "kv_reuse", False):  # HFPolicy keeps each episode's KV cache between turns
             kw["cache_keys"] = [ep.uid for ep in eps]
+        if getattr(self.policy, "multimodal", False):  # VLMPolicy: each prompt's images, in order
+            kw["images"] = [ep.images for ep in eps]
         with self._cond:
             self._kv_keys.update(kw.get("cache_keys", []))
             version = self._version
@@ -379,6 +389,8 @@ class RolloutEngine:
         """
         if episode.episode is None or "messages" not in episode.meta:
             raise ConfigError("branch() needs a TokenEpisode made by RolloutEngine (with .episode and meta)")
+        if episode.images:
+            raise ConfigError("branch() of episodes with images (vision-language policies) is not supported")
         if n < 1:
             raise ConfigError(f"branch() needs n >= 1, got {n}")
         n_turns = len(episode.rewards)
@@ -482,7 +494,9 @@ class RolloutEngine:
         messages: list[dict[str, str]] = []
         if system:
             messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": first_user_message(info["instructions"], obs["text"])})
+        image = self._image(obs)
+        first = first_user_message(info["instructions"], obs["text"])
+        messages.append({"role": "user", "content": self._user_content(first, image)})
         ep = Episode(
             env_id=self.env_id,
             task_id=info["task_id"],
@@ -493,7 +507,11 @@ class RolloutEngine:
             meta={"options": opts},
         )
         live = _Live(slot, index, group, seed, ctx, ep, messages, input_ids=[], sample_seed=seed)
-        live.add(self.policy.chat.prompt_ids(messages), policy=False)
+        ids = self.policy.chat.prompt_ids(messages)
+        if image is not None:
+            live.images.append(image)
+            ids = self.policy.expand_images(ids, [image])
+        live.add(ids, policy=False)
         live.meta["prefix_stable"] = self.policy.chat.prefix_stable
         return live
 
@@ -543,8 +561,11 @@ class RolloutEngine:
         if term or trunc:
             ep.meta["stop_reason"] = "terminated" if term else "max_turns"
             return True
-        messages = [*ep.messages, {"role": "user", "content": obs["text"]}]
+        image = self._image(obs)
+        messages = [*ep.messages, {"role": "user", "content": self._user_content(obs["text"], image)}]
         ids, matched = self.policy.chat.user_turn_ids(messages)
+        if image is not None:
+            ids = self.policy.expand_images(ids, [image])
         max_new = int(getattr(self.policy, "max_new_tokens", 0))
         if self.max_episode_tokens and len(ep.input_ids) + len(ids) + max_new > self.max_episode_tokens:
             ep.meta["stop_reason"] = "token_budget"
@@ -552,9 +573,21 @@ class RolloutEngine:
             return True
         ep.messages = messages
         ep.add(ids, policy=False)
+        if image is not None:
+            ep.images.append(image)
         if not matched:
             ep.meta.setdefault("template_mismatch_turns", []).append(len(ep.rewards))
         return False
+
+    def _image(self, obs: dict[str, Any]) -> Any:
+        """The observation's image when the policy reads images (`VLMPolicy` with `use_images`), else None."""
+        if not getattr(self.policy, "multimodal", False) or not getattr(self.policy, "use_images", True):
+            return None
+        img = obs.get("image")
+        return None if img is None else np.ascontiguousarray(img, dtype=np.uint8)
+
+    def _user_content(self, text: str, image: Any) -> Any:
+        return self.policy.user_content(text, image) if getattr(self.policy, "multimodal", False) else text
 
     def _finish(self, ep: _Live) -> TokenEpisode:
         self._release_kv([ep.uid])
@@ -574,7 +607,17 @@ class RolloutEngine:
             group=ep.group,
             episode=ep.episode,
             meta=ep.meta,
+            **self._image_fields(ep),
         )
+
+    def _image_fields(self, ep: _Live) -> dict[str, Any]:
+        if not getattr(self.policy, "multimodal", False):
+            return {}
+        return {
+            "images": list(ep.images),
+            "image_inputs": self.policy.image_inputs(ep.images),
+            "mm_token_type_ids": self.policy.mm_token_type_ids(ep.input_ids),
+        }
 
 
 def _same(got: Any, want: Any, what: str) -> None:

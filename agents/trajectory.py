@@ -137,6 +137,11 @@ class TokenEpisode:
     Per turn t (len == number of steps):
       rewards[t], obs_keys[t] (the `obs_key` of the state the action was taken in), infos[t] (cleaned step info)
     `group` identifies the group of episodes sampled for the same task (GRPO); `episode` keeps the text trajectory.
+    Episodes of a vision-language policy (`VLMPolicy`) also carry their images, aligned with the placeholders:
+      images[j]           the j-th image of the conversation (HxWx3 uint8), i.e. of the j-th placeholder run
+      image_inputs        the processor's tensors for those images: {"pixel_values", "image_grid_thw"} (empty
+                          without images); run j has image_grid_thw[j].prod() / merge**2 placeholder tokens
+      mm_token_type_ids   1 on image placeholder tokens (never policy tokens), 0 elsewhere; None for text episodes
     """
 
     input_ids: list[int]
@@ -150,12 +155,27 @@ class TokenEpisode:
     group: int = 0
     episode: Episode | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    images: list[np.ndarray] = field(default_factory=list)
+    image_inputs: dict[str, Any] = field(default_factory=dict)
+    mm_token_type_ids: list[int] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.input_ids)
         for name in ("policy_mask", "logprobs", "turn_index"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"TokenEpisode.{name} has {len(getattr(self, name))} entries for {n} tokens")
+        if self.mm_token_type_ids is not None:
+            if len(self.mm_token_type_ids) != n:
+                raise ValueError(
+                    f"TokenEpisode.mm_token_type_ids has {len(self.mm_token_type_ids)} entries for {n} tokens"
+                )
+            if any(m and p for m, p in zip(self.mm_token_type_ids, self.policy_mask)):
+                raise ValueError("TokenEpisode: an image placeholder token is marked as a policy token")
+        grid = self.image_inputs.get("image_grid_thw") if self.image_inputs else None
+        if len(self.images) != (0 if grid is None else len(grid)):
+            raise ValueError(
+                f"TokenEpisode has {len(self.images)} images but image_inputs for {0 if grid is None else len(grid)}"
+            )
         if not (len(self.rewards) == len(self.obs_keys) == len(self.infos)):
             raise ValueError("TokenEpisode.rewards, obs_keys and infos must have one entry per turn")
 

@@ -201,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate an agent on an env")
     e.add_argument("--env", required=True)
-    e.add_argument("--agent", default="expert", help="expert | random | hf:PATH | vllm:PATH | openai:URL")
+    e.add_argument(
+        "--agent",
+        default="expert",
+        help="expert | random | hf:PATH | hf-vlm:PATH (or hf-vlm:tiny-vl) | vllm:PATH | openai:URL",
+    )
     e.add_argument("--episodes", type=int, default=10)
     e.add_argument("--split", default=None)
     e.add_argument("--seed", type=int, default=0)

@@ -1,6 +1,7 @@
 """Model backends, registered in `AGENTS` when `make_agent` first needs a name it does not know.
 
   hf:PATH       transformers (a checkpoint folder, a .gguf file, or `smollm2` for the packaged SmolLM2 GGUF)
+  hf-vlm:PATH   a transformers vision-language model reading image observations (a folder, or `tiny-vl`)
   vllm:PATH     vLLM offline engine (`turngym[vllm]`)
   openai:URL    any OpenAI-compatible chat-completions endpoint (`turngym[openai]`), e.g. `openai:http://127.0.0.1:8000/v1`
 
@@ -16,7 +17,7 @@ from typing import Any
 from turngym.agents.base import AGENTS, Agent
 from turngym.errors import ConfigError
 
-_INT = {"max_new_tokens", "seed", "max_context_tokens", "max_tokens"}
+_INT = {"max_new_tokens", "seed", "max_context_tokens", "max_tokens", "keep_images"}
 _FLOAT = {"temperature", "top_p", "timeout"}
 
 
@@ -57,6 +58,14 @@ def make_hf(arg: str | None = None, **kwargs: Any) -> Agent:
     return HFPolicy.from_pretrained(target, **{**opts, **kwargs})
 
 
+def make_hf_vlm(arg: str | None = None, **kwargs: Any) -> Agent:
+    from turngym.agents.backends.vlm import VLMPolicy
+
+    target, opts = split_spec(arg)
+    _need_target("hf-vlm", target)
+    return VLMPolicy.from_pretrained(target, **{**opts, **kwargs})
+
+
 def make_openai(arg: str | None = None, **kwargs: Any) -> Agent:
     from turngym.agents.backends.openai_api import OpenAIAgent
 
@@ -74,5 +83,6 @@ def make_vllm(arg: str | None = None, **kwargs: Any) -> Agent:
 
 
 AGENTS.setdefault("hf", make_hf)
+AGENTS.setdefault("hf-vlm", make_hf_vlm)
 AGENTS.setdefault("openai", make_openai)
 AGENTS.setdefault("vllm", make_vllm)

@@ -1,0 +1,611 @@
+"""The vision-language backend: a transformers image-text-to-text model + its processor as a batched policy.
+
+`VLMPolicy` keeps `HFPolicy`'s contract (batched multi-turn sampling with per-token log-probs, stop strings, the
+chat template as append-only token deltas, `act()` for evaluation) and adds images: an observation with `"image"`
+(an HxWx3 uint8 array) becomes an image part of that turn's user message, rendered by the chat template as
+`<|vision_start|><|image_pad|><|vision_end|>` and expanded, as the model's processor does, to one `<|image_pad|>`
+per merged vision patch. The model reads the pixels there.
+
+Token prompts with images: a prompt is a list of ids whose image placeholder runs are already expanded, and
+`generate(prompts, images=[[img, ...], ...])` gives each prompt its images in order (one per placeholder run).
+`expand_images(ids, images)` turns the template's single placeholder per image into those runs, so the rollout engine
+builds one append-only sequence per episode exactly as `processor.apply_chat_template` renders the conversation
+(tested token by token).
+
+Models: Qwen2-VL-shaped ones (`Qwen2VLForConditionalGeneration`: multimodal RoPE positions from
+`get_rope_index`, `pixel_values` + `image_grid_thw` + `mm_token_type_ids`). `VLMPolicy.from_pretrained("tiny-vl")`
+builds a small random one locally (a character tokenizer with the Qwen2-VL special tokens, an image processor
+that resizes to at most 168x168 pixels = 36 image tokens, 2 text + 2 vision layers): for trying the pipelines on
+CPU, not for results. KV reuse across turns is not implemented for this backend (each turn re-reads its prompt).
+
+`keep_images=k` (evaluation, `act()`): only the last k turns' observations keep their image in the prompt (older
+turns keep their text), which bounds the prompt. The rollout engine keeps every image of an episode, because its
+one token sequence is both what the model saw and what the trainer scores; it refuses a policy with `keep_images`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from turngym.agents.backends.hf import Generation, HFPolicy, _hits_stop, _top_p
+from turngym.agents.base import EpisodeContext
+from turngym.agents.parsing import parse_action
+from turngym.agents.prompting import context_messages
+from turngym.errors import ConfigError
+from turngym.optional import require
+
+log = logging.getLogger(__name__)
+
+IMAGE_TOKEN = "<|image_pad|>"
+VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", IMAGE_TOKEN, "<|video_pad|>"]
+
+# ChatML with Qwen2-VL's image parts: content is a string, or a list of {"type": "image"} / {"type": "text"} parts
+VL_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+TINY_MIN_PIXELS = 56 * 56
+TINY_MAX_PIXELS = 168 * 168
+
+
+def image_processor_class() -> Any:
+    """`Qwen2VLImageProcessorPil` where this transformers has it (no torchvision needed), else the default one."""
+    transformers = require("transformers", extra="train")
+    return getattr(transformers, "Qwen2VLImageProcessorPil", None) or transformers.Qwen2VLImageProcessor
+
+
+def images_only_processor(image_processor: Any, tokenizer: Any, chat_template: str | None = None) -> Any:
+    """A `Qwen2VLProcessor` without the video processor (which needs torchvision): images and text only."""
+    transformers = require("transformers", extra="train")
+    from transformers.processing_utils import ProcessorMixin
+
+    class Qwen2VLImageTextProcessor(transformers.Qwen2VLProcessor):
+        def __init__(
+            self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **kw
+        ):
+            self.image_token = getattr(tokenizer, "image_token", None) or IMAGE_TOKEN
+            self.video_token = getattr(tokenizer, "video_token", None) or "<|video_pad|>"
+            self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+            self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+            ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+    return Qwen2VLImageTextProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        chat_template=chat_template or tokenizer.chat_template,
+    )
+
+
+def tiny_vl_processor(max_pixels: int = TINY_MAX_PIXELS) -> Any:
+    """The local tokenizer (`char_tokenizer` + the Qwen2-VL vision tokens, template `VL_TEMPLATE`) and an image
+    processor (14-pixel patches, 2x2 merge, at most `max_pixels` pixels), as one processor."""
+    from turngym.agents.backends.tiny import char_tokenizer
+
+    tok = char_tokenizer(VL_TEMPLATE)
+    tok.add_special_tokens({"additional_special_tokens": VISION_TOKENS})
+    ip = image_processor_class()(
+        min_pixels=TINY_MIN_PIXELS,
+        max_pixels=int(max_pixels),
+        patch_size=14,
+        merge_size=2,
+        temporal_patch_size=2,
+    )
+    return images_only_processor(ip, tok, VL_TEMPLATE)
+
+
+def tiny_qwen2_vl(
+    tokenizer: Any, hidden: int = 64, layers: int = 2, vision_layers: int = 2, seed: int = 0
+) -> Any:
+    """A randomly initialised `Qwen2VLForConditionalGeneration` (float32) over `tokenizer`'s vocabulary."""
+    torch = require("torch", extra="train")
+    transformers = require("transformers", extra="train")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS}
+    heads = max(1, hidden // 16)
+    cfg = transformers.Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            intermediate_size=hidden * 2,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=max(1, heads // 2),
+            max_position_embeddings=8192,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 4]},
+            tie_word_embeddings=True,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=None,
+        ),
+        vision_config=dict(
+            depth=vision_layers,
+            embed_dim=hidden,
+            hidden_size=hidden,
+            num_heads=heads,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            in_chans=3,
+            mlp_ratio=2,
+        ),
+        image_token_id=ids[IMAGE_TOKEN],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(seed)
+    model = transformers.Qwen2VLForConditionalGeneration(cfg)
+    model.eval()
+    return model
+
+
+def _as_image(img: Any, where: str) -> np.ndarray:
+    """An observation image as a contiguous HxWx3 uint8 array, or a ConfigError naming what was wrong."""
+    a = np.asarray(img)
+    if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ConfigError(f"{where}: an image must be an HxWx3 array, got shape {a.shape}")
+    if a.dtype != np.uint8:
+        raise ConfigError(f"{where}: an image must be uint8 (0..255), got dtype {a.dtype}")
+    return np.ascontiguousarray(a)
+
+
+class VLMPolicy(HFPolicy):
+    """An image-text-to-text model as a batched policy. See the module docstring for the image contract."""
+
+    name = "hf-vlm"
+    multimodal = True
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        keep_images: int | None = None,
+        use_images: bool = True,
+        freeze_vision: bool = False,
+        **kwargs: Any,
+    ):
+        if kwargs.get("kv_reuse"):
+            raise ConfigError("kv_reuse is not implemented for VLMPolicy (hf-vlm); leave it off")
+        if kwargs.get("max_context_tokens"):
+            raise ConfigError(
+                "max_context_tokens is not supported by VLMPolicy (hf-vlm): bound the prompt with keep_images "
+                "(the last k turns' images) and the env's max_turns"
+            )
+        if keep_images is not None and int(keep_images) < 0:
+            raise ConfigError(f"keep_images must be >= 0 (or None for all), got {keep_images}")
+        if not hasattr(model, "model") or not hasattr(model.model, "get_rope_index"):
+            raise ConfigError(
+                f"VLMPolicy supports Qwen2-VL-shaped models (multimodal RoPE via get_rope_index); got "
+                f"{type(model).__name__}"
+            )
+        kwargs.setdefault("spec", f"hf-vlm:{getattr(model, 'name_or_path', '') or type(model).__name__}")
+        super().__init__(model, processor.tokenizer, fast_decode=False, **kwargs)
+        self.processor = processor
+        self.image_processor = processor.image_processor
+        self.keep_images = None if keep_images is None else int(keep_images)
+        self.use_images = _flag(use_images)
+        self.image_token_id = int(model.config.image_token_id)
+        self.merge = int(getattr(self.image_processor, "merge_size", 2))
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        if _flag(freeze_vision):
+            self.freeze_vision()
+
+    # ---- construction ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, dtype: Any = "float32", **kwargs: Any) -> VLMPolicy:  # type: ignore[override]
+        """`tiny-vl` (built locally, random weights from `seed`) or a checkpoint folder of an image-text-to-text
+        model with its processor files (loaded with `AutoModelForImageTextToText`; without torchvision the
+        processor is rebuilt from its image processor and tokenizer, images only)."""
+        if str(path) == "tiny-vl":
+            return tiny_vl_policy(**kwargs)
+        torch = require("torch", extra="train", purpose="the vision-language backend")
+        transformers = require("transformers", extra="train", purpose="the vision-language backend")
+        folder = Path(path)
+        if not (folder / "config.json").is_file():
+            raise ConfigError(
+                f"VLM model path {str(path)!r} is not a checkpoint folder (no config.json); pass a folder saved by "
+                "save_pretrained (model + processor) or 'tiny-vl' (a small random model built locally)"
+            )
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        model = transformers.AutoModelForImageTextToText.from_pretrained(str(folder), dtype=dtype)
+        model.eval()
+        processor = load_processor(folder)
+        kwargs.setdefault("spec", f"hf-vlm:{folder}")
+        return cls(model, processor, **kwargs)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        """Model weights, config and processor files: what `VLMPolicy.from_pretrained(folder)` loads."""
+        self.model.save_pretrained(str(folder))
+        self.processor.save_pretrained(str(folder))
+
+    def replica(self) -> VLMPolicy:
+        import copy
+
+        return VLMPolicy(
+            copy.deepcopy(self.model),
+            self.processor,
+            keep_images=self.keep_images,
+            use_images=self.use_images,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=self.stop,
+            system_prompt=self.system_prompt,
+            parser=self.parser,
+            seed=int(self._generator.initial_seed()),
+            spec=self.spec,
+            prompt_hook=self.prompt_hook,
+        )
+
+    def freeze_vision(self) -> int:
+        """Stop training the vision tower (requires_grad False; trainers optimise only trainable parameters).
+        Returns the number of frozen parameters."""
+        visual = getattr(self.model.model, "visual", None)
+        if visual is None:
+            raise ConfigError(f"{type(self.model).__name__} has no vision tower at model.model.visual")
+        n = 0
+        for p in visual.parameters():
+            p.requires_grad_(False)
+            n += p.numel()
+        return n
+
+    # ---- images ----------------------------------------------------------------------------------------------
+    def image_inputs(self, images: list[np.ndarray]) -> dict[str, Any]:
+        """The processor's `pixel_values` [patches, C*T*P*P] and `image_grid_thw` [n, 3] for images in order."""
+        torch = require("torch", extra="train")
+        if not images:
+            return {}
+        imgs = [_as_image(im, "VLMPolicy") for im in images]
+        out = self.image_processor(images=imgs, return_tensors="pt")
+        return {
+            "pixel_values": out["pixel_values"].to(torch.float32),
+            "image_grid_thw": out["image_grid_thw"].to(torch.long),
+        }
+
+    def num_image_tokens(self, grid_thw: Any) -> int:
+        t, h, w = (int(x) for x in grid_thw)
+        return t * h * w // (self.merge * self.merge)
+
+    def expand_images(self, ids: list[int], images: list[np.ndarray]) -> list[int]:
+        """Replace the template's single `<|image_pad|>` per image in `ids` with that image's run of placeholders
+        (one per merged patch), as the processor does. The number of placeholders must equal `len(images)`."""
+        singles = [i for i, t in enumerate(ids) if t == self.image_token_id]
+        if len(singles) != len(images):
+            raise ConfigError(
+                f"expand_images: {len(singles)} image placeholder(s) in the prompt for {len(images)} image(s)"
+            )
+        if not images:
+            return list(ids)
+        grids = self.image_inputs(images)["image_grid_thw"]
+        out: list[int] = []
+        k = 0
+        for t in ids:
+            if t == self.image_token_id:
+                out.extend([t] * self.num_image_tokens(grids[k]))
+                k += 1
+            else:
+                out.append(t)
+        return out
+
+    def user_content(self, text: str, image: Any) -> str | list[dict[str, str]]:
+        """A user message's content: the text alone, or an image part then the text (when images are used).
+
+        The vision tokens' spellings in the text (a web page may show `<|image_pad|>`) are defused (`<|` becomes
+        `< |`), so only real images make placeholders."""
+        text = defuse_vision_tokens(text)
+        if image is None or not self.use_images:
+            return text
+        return [{"type": "image"}, {"type": "text", "text": text}]
+
+    def vision_token_ids(self) -> list[int]:
+        """Ids the policy never generates (placeholders and vision delimiters): masked out of every sampling
+        distribution, here and in the trainers' forward (`mask_vision_logits`)."""
+        return vision_token_ids(self.model.config)
+
+    def mm_token_type_ids(self, ids: list[int]) -> list[int]:
+        return [1 if t == self.image_token_id else 0 for t in ids]
+
+    def _check_runs(self, ids: list[int], grids: Any, where: str) -> None:
+        """The placeholder runs of `ids` match the images' token counts, one run per image (a wrong image list
+        would otherwise put one image's features at another's positions, or fail deep inside the model)."""
+        runs, k = [], 0
+        while k < len(ids):
+            if ids[k] == self.image_token_id:
+                j = k
+                while j < len(ids) and ids[j] == self.image_token_id:
+                    j += 1
+                runs.append(j - k)
+                k = j
+            else:
+                k += 1
+        want = [self.num_image_tokens(g) for g in grids] if grids is not None else []
+        if runs != want:
+            raise ConfigError(
+                f"{where}: the prompt's image placeholder runs {runs} do not match its images' token counts {want} "
+                "(pass one image per placeholder run, in order)"
+            )
+
+    # ---- generation ------------------------------------------------------------------------------------------
+    def generate(  # type: ignore[override]
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: list[str] | None = None,
+        seed: int | list[int] | None = None,
+        cache_keys: list[Any] | None = None,
+        cancel: list[Any] | None = None,
+        images: list[list[np.ndarray]] | None = None,
+    ) -> list[Generation]:
+        """`HFPolicy.generate` with `images`: per prompt, the images of its placeholder runs, in order (None: no
+        images anywhere). Positions are the model's multimodal RoPE indices over each row's real tokens, so a row's
+        samples and log-probs do not depend on the padding its batch needs."""
+        torch = require("torch", extra="train")
+        if not prompts:
+            return []
+        if any(len(p) == 0 for p in prompts):
+            raise ConfigError("generate() got an empty prompt; every prompt needs at least one token")
+        n = len(prompts)
+        if images is None:
+            images = [[] for _ in prompts]
+        if len(images) != n:
+            raise ConfigError(f"generate() got {len(images)} image lists for {n} prompts")
+        max_new = int(max_new_tokens or self.max_new_tokens)
+        temp = self.temperature if temperature is None else float(temperature)
+        tp = self.top_p if top_p is None else float(top_p)
+        stops = self.stop if stop is None else list(stop)
+        if isinstance(seed, (list, tuple)):
+            if len(seed) != n:
+                raise ConfigError(f"generate() got {len(seed)} seeds for {n} prompts")
+            gens = [torch.Generator().manual_seed(int(s)) for s in seed]
+        else:
+            gens = [torch.Generator().manual_seed(int(seed)) if seed is not None else self._generator]
+        if cancel is not None and len(cancel) != n:
+            raise ConfigError(f"generate() got {len(cancel)} cancel events for {n} prompts")
+        device = next(self.model.parameters()).device
+        flat = [im for row in images for im in row]
+        vis = self.image_inputs(flat)
+        grids = vis.get("image_grid_thw")
+        k = 0
+        for i, (p, row) in enumerate(zip(prompts, images)):
+            self._check_runs(p, grids[k : k + len(row)] if row else None, f"generate() prompt {i}")
+            k += len(row)
+        width = max(len(p) for p in prompts)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[i, width - len(p) :] = 1
+        mm = (ids == self.image_token_id).long() * mask
+        ids, mask, mm = ids.to(device), mask.to(device), mm.to(device)
+        self.prefill_tokens += int(mask.sum())
+        pos, _ = self.model.model.get_rope_index(
+            ids,
+            mm_token_type_ids=mm,
+            image_grid_thw=grids.to(device) if grids is not None else None,
+            attention_mask=mask,
+        )
+        end_ids = set(self.chat.end_ids)
+        out_ids: list[list[int]] = [[] for _ in range(n)]
+        out_lp: list[list[float]] = [[] for _ in range(n)]
+        reason = ["length"] * n
+        live = [True] * n
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                kw: dict[str, Any] = dict(
+                    input_ids=ids, attention_mask=mask, position_ids=pos, mm_token_type_ids=mm, use_cache=True
+                )
+                if vis:
+                    kw.update(
+                        pixel_values=vis["pixel_values"].to(device),
+                        image_grid_thw=vis["image_grid_thw"].to(device),
+                    )
+                out = self.model(**kw, logits_to_keep=1)
+                past, logits = _cache_of(out), out.logits[:, -1, :]
+                last = pos[:, :, -1:]  # [3, n, 1]: each row's last position (rows are left-padded)
+                for step in range(max_new):
+                    if cancel is not None:
+                        for i in range(n):
+                            if live[i] and cancel[i].is_set():
+                                live[i], reason[i] = False, "cancelled"
+                        if not any(live):
+                            break
+                    logits = mask_vision_logits(logits.float(), self.model.config)
+                    if temp > 0:
+                        logp = torch.log_softmax(logits / temp, dim=-1)
+                        probs = logp.exp()
+                        if tp < 1.0:
+                            probs = _top_p(probs, tp)
+                        probs = probs.cpu()
+                        if len(gens) == 1:
+                            nxt = torch.multinomial(probs, 1, generator=gens[0]).squeeze(-1)
+                        else:
+                            nxt = torch.cat(
+                                [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)]
+                            )
+                        nxt = nxt.to(device)
+                    else:
+                        logp = torch.log_softmax(logits, dim=-1)
+                        nxt = logp.argmax(-1)
+                    chosen = logp.gather(-1, nxt[:, None]).squeeze(-1).tolist()
+                    toks = nxt.tolist()
+                    for i in range(n):
+                        if not live[i]:
+                            continue
+                        out_ids[i].append(toks[i])
+                        out_lp[i].append(float(chosen[i]))
+                        if toks[i] in end_ids:
+                            live[i], reason[i] = False, "stop"
+                        elif stops and _hits_stop(self.chat, out_ids[i], stops):
+                            live[i], reason[i] = False, "stop_string"
+                    if not any(live) or step == max_new - 1:
+                        break
+                    feed = torch.tensor(
+                        [t if live[i] else self.pad_id for i, t in enumerate(toks)], device=device
+                    )
+                    mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+                    last = last + 1
+                    step_kw = {
+                        "input_ids": feed[:, None],
+                        "attention_mask": mask,
+                        "position_ids": last,
+                        "use_cache": True,
+                        self._cache_kw: past,
+                    }
+                    out = self.model(**step_kw)
+                    past, logits = _cache_of(out), out.logits[:, -1, :]
+        finally:
+            self.model.train(was_training)
+        return [
+            Generation(out_ids[i], out_lp[i], self.chat.content_of(out_ids[i]), reason[i]) for i in range(n)
+        ]
+
+    # ---- the Agent interface (evaluation) ---------------------------------------------------------------------
+    def observe_image(self, ctx: EpisodeContext) -> None:
+        """Record the current observation's image for turn `len(ctx.history)` (once per turn)."""
+        imgs = ctx.state.setdefault("images", [])
+        turn = len(ctx.history)
+        while len(imgs) <= turn:
+            imgs.append(None)
+        img = ctx.observation.get("image") if isinstance(ctx.observation, dict) else None
+        if imgs[turn] is None and img is not None:
+            imgs[turn] = _as_image(img, f"observation image of turn {turn}")
+
+    def messages_for(self, ctx: EpisodeContext) -> list[dict[str, Any]]:  # type: ignore[override]
+        """The conversation with the image of each of the last `keep_images` turns (all with None) before that
+        turn's text. Images are taken from `ctx.state["images"]` (recorded by `act`)."""
+        self.observe_image(ctx)
+        msgs: list[dict[str, Any]] = context_messages(ctx, ctx.state.get("system_prompt", self.system_prompt))
+        imgs = ctx.state.get("images", [])
+        users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
+        first_kept = 0 if self.keep_images is None else len(users) - self.keep_images
+        for turn, i in enumerate(users):
+            img = imgs[turn] if turn < len(imgs) else None
+            if turn >= first_kept:
+                msgs[i] = {"role": "user", "content": self.user_content(msgs[i]["content"], img)}
+        return msgs
+
+    def encode_conversation(self, messages: list[dict[str, Any]], images: list[np.ndarray]) -> list[int]:
+        """Prompt ids (with the generation prompt) of a conversation whose image parts take `images` in order."""
+        return self.expand_images(self.chat.prompt_ids(messages), images)
+
+    def conversation_images(self, ctx: EpisodeContext, messages: list[dict[str, Any]]) -> list[np.ndarray]:
+        imgs = ctx.state.get("images", [])
+        users = [m for m in messages if m["role"] == "user"]
+        return [imgs[t] for t, m in enumerate(users) if not isinstance(m["content"], str)]
+
+    def act(self, contexts: list[EpisodeContext]) -> list[str]:
+        prompts, images = [], []
+        for ctx in contexts:
+            msgs = self.messages_for(ctx)
+            imgs = self.conversation_images(ctx, msgs)
+            prompts.append(self.encode_conversation(msgs, imgs))
+            images.append(imgs)
+        gens = self.generate(prompts, images=images)
+        actions = []
+        for ctx, g in zip(contexts, gens):
+            parsed = parse_action(g.text, self.parser)
+            ctx.state.setdefault("raw_actions", []).append(g.text)
+            if not parsed.ok:
+                ctx.state.setdefault("parse_errors", {})[len(ctx.history)] = parsed.error
+            actions.append(parsed.action)
+        return actions
+
+
+def _cache_of(out: Any) -> Any:
+    """The KV cache of a model output (`cache` in recent transformers, `past_key_values` before)."""
+    keys = out.keys() if hasattr(out, "keys") else []
+    return out["cache"] if "cache" in keys else out.past_key_values
+
+
+def defuse_vision_tokens(text: str) -> str:
+    for tok in VISION_TOKENS:
+        text = text.replace(tok, tok.replace("<|", "< |"))
+    return text
+
+
+def vision_token_ids(config: Any) -> list[int]:
+    """The image/video placeholder and vision start/end ids of a Qwen2-VL-shaped model config ([] for others)."""
+    names = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+    return [int(v) for v in (getattr(config, k, None) for k in names) if v is not None]
+
+
+def mask_vision_logits(logits: Any, config: Any) -> Any:
+    """`logits` with the vision token ids of `config` at -inf: the policy's distribution never puts mass on
+    placeholders (a sampled `<|image_pad|>` would be read as an image slot). Unchanged for text-only models."""
+    ids = vision_token_ids(config)
+    ids = [i for i in ids if i < logits.shape[-1]]
+    if not ids:
+        return logits
+    import torch
+
+    return logits.index_fill(-1, torch.tensor(ids, dtype=torch.long, device=logits.device), float("-inf"))
+
+
+def _flag(v: Any) -> bool:
+    """A boolean option (from a spec string `?freeze_vision=1` or Python)."""
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"expected a boolean (1/0, true/false), got {v!r}")
+    return bool(v)
+
+
+def load_processor(folder: str | os.PathLike) -> Any:
+    """`AutoProcessor.from_pretrained(folder)`, or (when that needs torchvision, absent here) the image processor
+    and tokenizer of the folder as an images-only Qwen2-VL processor."""
+    transformers = require("transformers", extra="train")
+    try:
+        return transformers.AutoProcessor.from_pretrained(str(folder))
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        log.info("AutoProcessor failed for %s (%s); building an images-only processor", folder, exc)
+    tok = transformers.AutoTokenizer.from_pretrained(str(folder))
+    ip = image_processor_class().from_pretrained(str(folder))
+    return images_only_processor(ip, tok)
+
+
+def tiny_vl_policy(
+    seed: int = 0,
+    hidden: int = 64,
+    layers: int = 2,
+    vision_layers: int = 2,
+    max_pixels: int = TINY_MAX_PIXELS,
+    **kwargs: Any,
+) -> VLMPolicy:
+    """A `VLMPolicy` over `tiny_qwen2_vl` + `tiny_vl_processor` (kwargs go to VLMPolicy)."""
+    proc = tiny_vl_processor(max_pixels=int(max_pixels))
+    model = tiny_qwen2_vl(
+        proc.tokenizer,
+        hidden=int(hidden),
+        layers=int(layers),
+        vision_layers=int(vision_layers),
+        seed=int(seed),
+    )
+    kwargs.setdefault("spec", f"hf-vlm:tiny-vl-{hidden}x{layers}")
+    return VLMPolicy(model, proc, seed=int(seed), **kwargs)
