@@ -5,6 +5,7 @@ turngym eval --env turngym/ALFWorld-v0 --agent expert --episodes 20 --split vali
 turngym play turngym/ALFWorld-v0
 turngym tasks list
 turngym tasks validate PATH
+turngym tasks import webshop --products items_shuffle.json --attributes items_ins_v2.json --out PACK
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             except TurngymError as exc:
                 print(f"{name:32s} BROKEN: {exc}")
         return 0
+    if args.tasks_cmd == "import":
+        return int(args.import_fn(args) or 0)
     # the same loading an env does: manifest, the family's manifest fields, every record and the family's checks
     counts = validate_pack(args.path)
     pack = load_pack(args.path)
@@ -248,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="load every split as an env would: exit 0 and 'ok' only if the pack plays"
     )
     v.add_argument("path", help="pack name or folder")
+    imp = tsub.add_parser("import", help="convert another project's released data into a task pack")
+    from turngym.envs.shopping.webshop_import import register_cli as register_webshop_import
+
+    register_webshop_import(imp.add_subparsers(dest="import_source", required=True))
     t.set_defaults(fn=cmd_tasks)
 
     for module in EXTRA_COMMANDS.values():
