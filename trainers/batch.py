@@ -21,6 +21,8 @@ class Batch:
     policy_mask: Tensor  # [B, L] float, 1 on policy tokens
     old_logprobs: Tensor  # [B, L] float, sampling log-probs
     turn_index: Tensor  # [B, L] long, −1 off-policy tokens
+    # vision-language episodes: {"mm_token_type_ids" [B, L], and with images "pixel_values", "image_grid_thw"}
+    images: dict[str, Tensor] | None = None
 
     @property
     def size(self) -> int:
@@ -37,7 +39,8 @@ class Batch:
                     self.old_logprobs,
                     self.turn_index,
                 )
-            )
+            ),
+            images=None if self.images is None else {k: v.to(device) for k, v in self.images.items()},
         )
 
 
@@ -65,7 +68,30 @@ def collate(episodes: list[TokenEpisode], pad_id: int = 0) -> Batch:
         lp[i, :n] = torch.tensor(e.logprobs, dtype=torch.float32) * pm[i, :n]
         ti[i, :n] = torch.tensor(e.turn_index, dtype=torch.long)
     ti = torch.where(pm > 0, ti, torch.full_like(ti, -1))
-    return Batch(ids, att, pm, lp, ti)
+    return Batch(ids, att, pm, lp, ti, images=_collate_images(episodes, length))
+
+
+def _collate_images(episodes: list[TokenEpisode], length: int) -> dict[str, Tensor] | None:
+    """Image inputs of vision-language episodes, rows in order: their images' pixel values and grids concatenated
+    (the model assigns them to the placeholder runs in row-major order), token types right-padded with 0."""
+    if all(getattr(e, "mm_token_type_ids", None) is None for e in episodes):
+        return None
+    mm = torch.zeros((len(episodes), length), dtype=torch.long)
+    pixels, grids = [], []
+    for i, e in enumerate(episodes):
+        if e.mm_token_type_ids is None:
+            raise ValueError(
+                f"collate: episode {i} (task {e.task_id}) has no image token types among VLM episodes"
+            )
+        mm[i, : len(e.mm_token_type_ids)] = torch.tensor(e.mm_token_type_ids, dtype=torch.long)
+        if e.image_inputs:
+            pixels.append(torch.as_tensor(e.image_inputs["pixel_values"]))
+            grids.append(torch.as_tensor(e.image_inputs["image_grid_thw"]))
+    out = {"mm_token_type_ids": mm}
+    if pixels:
+        out["pixel_values"] = torch.cat(pixels)
+        out["image_grid_thw"] = torch.cat(grids)
+    return out
 
 
 def shift_logprobs(logits: Tensor, input_ids: Tensor, temperature: float = 1.0) -> Tensor:

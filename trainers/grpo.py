@@ -135,20 +135,28 @@ def policy_module(policy: Any) -> torch.nn.Module:
 
 
 def forward_logits(model: torch.nn.Module, batch: Batch, bf16: bool = False) -> torch.Tensor:
-    """Logits [B, L, V] of a causal LM for a collated batch (bf16 autocast when asked and supported)."""
+    """Logits [B, L, V] of a causal LM for a collated batch (bf16 autocast when asked and supported); a batch of
+    vision-language episodes also feeds its image inputs (`Batch.images`)."""
     device = next(model.parameters()).device
     ctx = (
         torch.autocast(device.type, dtype=torch.bfloat16)
         if bf16
         else torch.autocast(device.type, enabled=False)
     )
+    images = {k: v.to(device) for k, v in batch.images.items()} if batch.images is not None else {}
     with ctx:
         out = model(
             input_ids=batch.input_ids.to(device),
             attention_mask=batch.attention_mask.to(device),
             use_cache=False,
+            **images,
         )
-    return out.logits if hasattr(out, "logits") else out
+    logits = out.logits if hasattr(out, "logits") else out
+    if batch.images is not None:  # a vision-language policy never samples its placeholder/delimiter ids
+        from turngym.agents.backends.vlm import mask_vision_logits
+
+        logits = mask_vision_logits(logits, model.config)
+    return logits
 
 
 def split_task_ids(env_id: str, env_kwargs: dict[str, Any], split: str | None) -> list[str]:

@@ -554,15 +554,20 @@ def vision_token_ids(config: Any) -> list[int]:
 
 
 def mask_vision_logits(logits: Any, config: Any) -> Any:
-    """`logits` with the vision token ids of `config` at -inf: the policy's distribution never puts mass on
-    placeholders (a sampled `<|image_pad|>` would be read as an image slot). Unchanged for text-only models."""
+    """`logits` with the vision token ids of `config` at a large negative value: the policy's distribution never
+    puts mass on placeholders (a sampled `<|image_pad|>` would be read as an image slot). Unchanged for text-only
+    models.
+
+    The value is finite (-1e9; -1e4 in float16), not -inf: its probability is still exactly 0 in float32, but an
+    entropy term `-(p * log p)` stays 0 there instead of `0 * -inf = nan` (which would poison the gradients)."""
     ids = vision_token_ids(config)
     ids = [i for i in ids if i < logits.shape[-1]]
     if not ids:
         return logits
     import torch
 
-    return logits.index_fill(-1, torch.tensor(ids, dtype=torch.long, device=logits.device), float("-inf"))
+    fill = -1e4 if logits.dtype == torch.float16 else -1e9
+    return logits.index_fill(-1, torch.tensor(ids, dtype=torch.long, device=logits.device), fill)
 
 
 def _flag(v: Any) -> bool:
@@ -582,11 +587,26 @@ def load_processor(folder: str | os.PathLike) -> Any:
     and tokenizer of the folder as an images-only Qwen2-VL processor."""
     transformers = require("transformers", extra="train")
     try:
-        return transformers.AutoProcessor.from_pretrained(str(folder))
-    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        proc = transformers.AutoProcessor.from_pretrained(str(folder))
+        if (
+            getattr(proc, "image_processor", None) is not None
+            and getattr(proc, "tokenizer", None) is not None
+        ):
+            return proc
+        # a processor class transformers does not know (ours, saved by save_pretrained) loads as a bare tokenizer
+        log.info(
+            "AutoProcessor gave %s for %s; building an images-only processor", type(proc).__name__, folder
+        )
+    except (ImportError, AttributeError, ValueError, TypeError, OSError) as exc:
         log.info("AutoProcessor failed for %s (%s); building an images-only processor", folder, exc)
     tok = transformers.AutoTokenizer.from_pretrained(str(folder))
-    ip = image_processor_class().from_pretrained(str(folder))
+    try:
+        ip = image_processor_class().from_pretrained(str(folder))
+    except OSError as exc:
+        raise ConfigError(
+            f"VLM checkpoint {str(folder)!r} has no image processor files (preprocessor_config.json); save the "
+            "processor with the model (VLMPolicy.save_pretrained does both)"
+        ) from exc
     return images_only_processor(ip, tok)
 
 
