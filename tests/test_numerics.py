@@ -1,0 +1,160 @@
+"""turngym.numerics: pin_isa sets PyTorch's kernel ISA before torch uses it (checked in fresh interpreters: torch reads
+ATEN_CPU_CAPABILITY once, at its first kernel call), an explicit setting wins, a late pin restarts or fails clearly."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+
+from turngym import numerics
+from turngym.numerics import ISAError, numerics_info, pin_isa, wanted_isa
+
+_VARS = ("ATEN_CPU_CAPABILITY", "TURNGYM_ISA", "_TURNGYM_ISA_REEXEC")
+needs_avx2 = pytest.mark.skipif(
+    not numerics.is_x86() or "avx2" not in numerics.cpu_flags(), reason="needs an x86-64 CPU with AVX2"
+)
+
+
+def run_py(code: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """Runs `code` as a script in a fresh interpreter with only the given ISA variables set."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(code))
+    base = {k: v for k, v in os.environ.items() if k not in _VARS}
+    return subprocess.run(
+        [sys.executable, str(script)], env={**base, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+PIN_THEN_TORCH = """
+    from turngym.numerics import pin_isa
+    print("pinned", pin_isa())
+    import torch
+    print("kernels", torch.backends.cpu.get_cpu_capability())
+"""
+
+
+@needs_avx2
+def test_pin_isa_sets_avx2_before_torch_loads(tmp_path):
+    p = run_py(PIN_THEN_TORCH, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["pinned", "avx2", "kernels", "AVX2"]
+
+
+@needs_avx2
+def test_turngym_isa_picks_another_and_native_leaves_torch_alone(tmp_path):
+    p = run_py(PIN_THEN_TORCH, tmp_path, TURNGYM_ISA="default")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["pinned", "default", "kernels", "DEFAULT"]
+    native = run_py("import torch; print(torch.backends.cpu.get_cpu_capability())", tmp_path).stdout.strip()
+    p = run_py(PIN_THEN_TORCH, tmp_path, TURNGYM_ISA="native")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["pinned", "None", "kernels", native]
+
+
+@needs_avx2
+def test_an_explicit_aten_cpu_capability_wins_over_turngym_isa(tmp_path):
+    p = run_py(PIN_THEN_TORCH, tmp_path, ATEN_CPU_CAPABILITY="default", TURNGYM_ISA="avx2")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["pinned", "default", "kernels", "DEFAULT"]
+
+
+LATE = """
+    import torch
+    torch.ones(8).sum()  # the first kernel call fixes torch's kernel ISA (reading ATEN_CPU_CAPABILITY once)
+    print("start", torch.backends.cpu.get_cpu_capability() != "DEFAULT", flush=True)
+    from turngym.numerics import pin_isa
+    pin_isa(reexec={reexec})
+    print("kernels", torch.backends.cpu.get_cpu_capability())
+"""
+
+
+@needs_avx2
+def test_a_pin_after_torch_loaded_fails_clearly_without_restart(tmp_path):
+    # torch loaded with its native kernels (AVX2 or AVX-512), then asked for the portable ones: too late
+    p = run_py(LATE.format(reexec=False), tmp_path, TURNGYM_ISA="default")
+    assert p.returncode != 0
+    assert "ISAError" in p.stderr and "call pin_isa() before importing torch" in p.stderr, p.stderr
+    assert "kernels" not in p.stdout
+
+
+@needs_avx2
+def test_a_pin_after_torch_loaded_restarts_the_command_with_the_pin(tmp_path):
+    p = run_py(LATE.format(reexec=True), tmp_path, TURNGYM_ISA="default")
+    assert p.returncode == 0, p.stderr
+    # ran twice: first with torch's native kernels, then restarted with the pin
+    assert p.stdout.split() == ["start", "True", "start", "False", "kernels", "DEFAULT"]
+    assert "restarting this command" in p.stderr
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for k in _VARS:
+        monkeypatch.delenv(k, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("var", "value"), [("TURNGYM_ISA", "avx3"), ("TURNGYM_ISA", "sse"), ("ATEN_CPU_CAPABILITY", "native")]
+)
+def test_bad_values_name_the_variable_and_the_choices(clean_env, var, value):
+    clean_env.setenv(var, value)
+    with pytest.raises(ISAError, match=rf"{var}=.*expected one of default, avx2, avx512"):
+        wanted_isa()
+
+
+def test_values_are_case_insensitive_and_an_empty_variable_counts_as_unset(clean_env):
+    clean_env.setenv("TURNGYM_ISA", " AVX2 ")
+    clean_env.setattr(numerics, "cpu_flags", lambda: ["avx2", "fma"])
+    clean_env.setattr(numerics, "is_x86", lambda: True)
+    assert wanted_isa() == "avx2"
+    clean_env.setenv("TURNGYM_ISA", "")
+    clean_env.setenv("ATEN_CPU_CAPABILITY", "")
+    assert wanted_isa() == "avx2"  # the built-in default
+
+
+def test_a_cpu_without_the_isa_refuses_an_explicit_pin_and_warns_for_the_default(clean_env):
+    clean_env.setattr(numerics, "is_x86", lambda: True)
+    clean_env.setattr(numerics, "cpu_flags", lambda: ["fma"])  # an x86-64 CPU from before AVX2
+    with pytest.warns(UserWarning, match="no avx2: PyTorch's kernels left unpinned"):
+        assert wanted_isa() is None
+    clean_env.setenv("TURNGYM_ISA", "avx512")
+    with pytest.raises(ISAError, match="TURNGYM_ISA=avx512: this CPU .* has no avx512f"):
+        wanted_isa()
+
+
+def test_another_architecture_is_left_alone_unless_asked(clean_env):
+    clean_env.setattr(numerics, "is_x86", lambda: False)
+    with pytest.warns(UserWarning, match="not x86-64"):
+        assert wanted_isa() is None
+    clean_env.setenv("ATEN_CPU_CAPABILITY", "sve256")  # that architecture's own kernel name: torch's business
+    assert wanted_isa() == "sve256"
+    clean_env.delenv("ATEN_CPU_CAPABILITY")
+    clean_env.setenv("TURNGYM_ISA", "avx2")
+    with pytest.raises(ISAError, match="not x86-64"):
+        wanted_isa()
+
+
+def test_pin_isa_in_a_process_whose_torch_already_matches_is_a_no_op(clean_env):
+    import torch
+
+    have = torch.backends.cpu.get_cpu_capability()
+    if have not in ("DEFAULT", "AVX2") and not have.startswith("AVX512"):
+        pytest.skip(f"torch uses {have} kernels")
+    clean_env.setenv("ATEN_CPU_CAPABILITY", "avx512" if have.startswith("AVX512") else have.lower())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pin_isa(reexec=False) == os.environ["ATEN_CPU_CAPABILITY"]
+
+
+def test_numerics_info_records_the_setting_and_the_kernels(clean_env):
+    import torch
+
+    clean_env.setenv("MKL_CBWR", "AVX2")
+    info = numerics_info()
+    assert info["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert info["aten_cpu_capability"] == "native" and info["turngym_isa"].startswith("unset")
+    assert info["mkl_cbwr"] == "AVX2" and info["torch_threads"] == torch.get_num_threads()
+    assert info["torch"] == torch.__version__ and info["cpu_count"] == os.cpu_count()
