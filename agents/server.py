@@ -12,6 +12,10 @@ continuous batching). When the request offers `tools` and the reply holds a tool
 `<tool_call>...</tool_call>`), the reply carries `tool_calls` (arguments as a JSON string) and
 `finish_reason="tool_calls"`.
 
+A vision-language policy (`--model tiny-vl` or `hf-vlm:FOLDER`) also reads `image_url` content parts holding
+base64 data URLs (`data:image/png;base64,...`; remote URLs are refused); a text model answers a request with an
+image with HTTP 400 instead of ignoring the image.
+
 Abandoned requests stop generating: while a request waits, its handler checks every 0.25 s whether the client
 closed the connection (a client-side timeout does) and whether `request_timeout` has passed; either sets the
 request's cancel event, which `HFPolicy.generate` reads before every decode step, so that row stops within one
@@ -46,33 +50,85 @@ from turngym.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def _text(content: Any) -> str:
+def _parts(content: Any, where: str) -> list[dict[str, Any]]:
+    """A message's content as parts: [{"type": "text", "text"}] / [{"type": "image_url", "image_url": {"url"}}]."""
     if content is None:
-        return ""
+        return []
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    raise ConfigError(f"message content must be a string or a list of parts, got {type(content).__name__}")
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise ConfigError(
+            f"{where}: content must be a string or a list of parts, got {type(content).__name__}"
+        )
+    out = []
+    for j, p in enumerate(content):
+        if not isinstance(p, dict):
+            raise ConfigError(f"{where}.content[{j}] must be an object")
+        kind = p.get("type", "text")
+        if kind == "text":
+            if not isinstance(p.get("text", ""), str):
+                raise ConfigError(f"{where}.content[{j}].text must be a string")
+            out.append({"type": "text", "text": p.get("text", "")})
+        elif kind == "image_url":
+            url = p.get("image_url")
+            url = url.get("url") if isinstance(url, dict) else url
+            out.append({"type": "image_url", "url": url, "where": f"{where}.content[{j}].image_url"})
+        else:
+            raise ConfigError(f"{where}.content[{j}]: unsupported part type {kind!r} (text, image_url)")
+    return out
 
 
-def to_template_messages(messages: Any) -> list[dict[str, str]]:
-    """OpenAI request messages -> plain {role, content} messages for a chat template."""
+def to_template_messages(
+    messages: Any, images: bool = False, model: str = "this model"
+) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """OpenAI request messages -> ({role, content} messages for a chat template, the decoded images in order).
+
+    Text-only (`images=False`): content is a string; a request with an `image_url` part is refused (a text model
+    would silently answer without seeing it). With `images=True` (a vision-language policy), a message with images
+    gets content parts `{"type": "image"}` / `{"type": "text"}` in the request's order, each image a base64 data
+    URL decoded to HxWx3 uint8, and vision-token spellings in the text are defused (only real images make image
+    placeholders)."""
+    from turngym.agents.backends.images import decode_data_url
+
     if not isinstance(messages, list) or not messages:
         raise ConfigError('"messages" must be a non-empty list')
-    out = []
+    out: list[dict[str, Any]] = []
+    imgs: list[np.ndarray] = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or "role" not in m:
             raise ConfigError(f"messages[{i}] must be an object with a 'role'")
-        content = _text(m.get("content"))
+        parts = _parts(m.get("content"), f"messages[{i}]")
         for call in m.get("tool_calls") or []:
             fn = call.get("function", {})
             args = fn.get("arguments", "{}")
             args = json.loads(args) if isinstance(args, str) and args.strip() else (args or {})
             payload = json.dumps({"name": fn.get("name"), "arguments": args}, ensure_ascii=False)
-            content += f"<tool_call>{payload}</tool_call>"
+            parts.append({"type": "text", "text": f"<tool_call>{payload}</tool_call>"})
+        has_image = any(p["type"] == "image_url" for p in parts)
+        if has_image and not images:
+            raise ConfigError(
+                f"messages[{i}] holds an image_url part but {model} reads no images; serve a vision-language "
+                "model (turngym serve --model tiny-vl or hf-vlm:PATH) or send text only"
+            )
+        if not has_image:
+            text = "".join(p["text"] for p in parts)
+            out.append({"role": str(m["role"]), "content": _defuse(text) if images else text})
+            continue
+        content: list[dict[str, str]] = []
+        for p in parts:
+            if p["type"] == "image_url":
+                imgs.append(decode_data_url(p["url"], p["where"]))
+                content.append({"type": "image"})
+            else:
+                content.append({"type": "text", "text": _defuse(p["text"])})
         out.append({"role": str(m["role"]), "content": content})
-    return out
+    return out, imgs
+
+
+def _defuse(text: str) -> str:
+    from turngym.agents.backends.vlm import defuse_vision_tokens
+
+    return defuse_vision_tokens(text)
 
 
 def reply_message(text: str, tools_offered: bool) -> tuple[dict[str, Any], str | None]:
@@ -101,6 +157,7 @@ class _Request:
     prompt: list[int]
     params: tuple[int, float, float, tuple[str, ...]]
     seed: int | None = None
+    images: list[np.ndarray] = field(default_factory=list)  # a vision-language policy's images, in order
     future: Future = field(default_factory=Future)
     cancel: threading.Event = field(default_factory=threading.Event)
     why: str = ""  # why it was cancelled
@@ -145,6 +202,7 @@ class ChatServer:
         self.max_batch = max_batch
         self.request_timeout = float(request_timeout)
         self._cancellable = "cancel" in inspect.signature(policy.generate).parameters
+        self.multimodal = bool(getattr(policy, "multimodal", False))  # VLMPolicy: requests may hold images
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._httpd = ThreadingHTTPServer((host, port), self._handler())
         self._httpd.daemon_threads = True
@@ -209,7 +267,9 @@ class ChatServer:
                 seed = None
                 if any(r.seed is not None for r in group):
                     seed = [r.seed if r.seed is not None else int(self._rng.integers(2**62)) for r in group]
-                extra = {"cancel": [r.cancel for r in group]} if self._cancellable else {}
+                extra: dict[str, Any] = {"cancel": [r.cancel for r in group]} if self._cancellable else {}
+                if self.multimodal:
+                    extra["images"] = [r.images for r in group]
                 try:
                     gens = self.policy.generate(
                         [r.prompt for r in group],
@@ -261,7 +321,7 @@ class ChatServer:
             raise ConfigError("streaming is not supported by this server")
         if int(body.get("n", 1)) != 1:
             raise ConfigError("only n=1 is supported")
-        messages = to_template_messages(body.get("messages"))
+        messages, images = to_template_messages(body.get("messages"), self.multimodal, self.model_name)
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or self.policy.max_new_tokens
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else list(stop)
@@ -275,8 +335,11 @@ class ChatServer:
         )
         if params[0] < 1 or params[1] < 0 or not 0 < params[2] <= 1:
             raise ConfigError("max_tokens must be >= 1, temperature >= 0 and top_p in (0, 1]")
-        prompt = self.policy.chat.prompt_ids(messages)
-        req = _Request(prompt, params, None if body.get("seed") is None else int(body["seed"]))
+        if self.multimodal:
+            prompt = self.policy.encode_conversation(messages, images)
+        else:
+            prompt = self.policy.chat.prompt_ids(messages)
+        req = _Request(prompt, params, None if body.get("seed") is None else int(body["seed"]), images)
         self._queue.put(req)
         gen = self._wait(req, gone)
         message, reason = reply_message(gen.text, bool(body.get("tools")))
@@ -375,7 +438,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         default="smollm2",
-        help="checkpoint folder, .gguf file, 'smollm2', or 'tiny' (random, local)",
+        help="checkpoint folder, .gguf file, 'smollm2', or 'tiny' (random, local); a vision-language model "
+        "that reads image_url parts: 'hf-vlm:FOLDER' or 'tiny-vl' (random, local)",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed at start)")
@@ -393,9 +457,13 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from turngym.agents.backends.hf import HFPolicy
 
-    policy = HFPolicy.from_pretrained(
-        args.model, max_new_tokens=args.max_new_tokens, temperature=args.temperature
-    )
+    opts = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature}
+    if args.model == "tiny-vl" or args.model.startswith("hf-vlm:"):
+        from turngym.agents.backends import make_hf_vlm
+
+        policy = make_hf_vlm(args.model.removeprefix("hf-vlm:"), **opts)
+    else:
+        policy = HFPolicy.from_pretrained(args.model, **opts)
     server = serve(policy, args.host, args.port, request_timeout=args.request_timeout)
     print(f"serving {server.model_name} at {server.url} (Ctrl-C stops)", flush=True)
     try:

@@ -3,7 +3,8 @@
   hf:PATH       transformers (a checkpoint folder, a .gguf file, or `smollm2` for the packaged SmolLM2 GGUF)
   hf-vlm:PATH   a transformers vision-language model reading image observations (a folder, or `tiny-vl`)
   vllm:PATH     vLLM offline engine (`turngym[vllm]`)
-  openai:URL    any OpenAI-compatible chat-completions endpoint (`turngym[openai]`), e.g. `openai:http://127.0.0.1:8000/v1`
+  openai:URL    any OpenAI-compatible chat-completions endpoint (`turngym[openai]`), e.g. `openai:http://127.0.0.1:8000/v1`;
+                `?images=1` sends image observations as base64-PNG `image_url` parts (the last `keep_images`, default 1)
 
 Options go after `?` as `key=value` pairs joined by `&`: `hf:smollm2?temperature=0&parser=react&max_new_tokens=64`.
 Importing this package imports no backend library; each factory imports its module when called.
@@ -19,6 +20,19 @@ from turngym.errors import ConfigError
 
 _INT = {"max_new_tokens", "seed", "max_context_tokens", "max_tokens", "keep_images"}
 _FLOAT = {"temperature", "top_p", "timeout"}
+_BOOL = {"images", "use_images", "freeze_vision"}
+
+
+def flag(v: Any) -> bool:
+    """A boolean option, from Python or a spec string (`?images=1`, `true`/`false`, `yes`/`no`, `on`/`off`)."""
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"expected a boolean (1/0, true/false), got {v!r}")
+    return bool(v)
 
 
 def split_spec(arg: str | None) -> tuple[str, dict[str, Any]]:
@@ -36,6 +50,8 @@ def split_spec(arg: str | None) -> tuple[str, dict[str, Any]]:
                 opts[k] = int(v)
             elif k in _FLOAT:
                 opts[k] = float(v)
+            elif k in _BOOL:
+                opts[k] = flag(v)
             elif k == "stop":
                 opts[k] = json.loads(v) if v.startswith("[") else [v]
             else:

@@ -5,6 +5,11 @@ The live episodes of a batch are sent as concurrent requests (a server that batc
 becomes the canonical action `{"name": ..., "arguments": {...}}`; otherwise the reply text goes through `parser`.
 Parse failures become invalid actions; a failing endpoint raises `EnvError` naming the URL and the status.
 
+With `images=True` (`openai:URL?images=1`), observations that carry an `"image"` (MiniWoB/WebShop screenshots,
+the embodied map) are sent to a vision model as OpenAI `image_url` content parts holding base64 PNG data URLs,
+before the turn's text; only the last `keep_images` turns (default 1: the current observation) keep their image,
+older turns are sent as text. Off, every message is text (a text-only endpoint never receives images).
+
 `timeout` is per request (seconds). A request that times out is not retried (it would only make a slow server
 slower); it raises `EnvError` naming the knob. Connection failures and 429/500/502/503 answers are retried
 `retries` times. Requests run in daemon threads, so an interrupted evaluation exits without waiting for them.
@@ -19,6 +24,8 @@ import threading
 import time
 from typing import Any
 
+from turngym.agents.backends import flag
+from turngym.agents.backends.images import kept_turns, png_data_url, record_turn_image
 from turngym.agents.base import Agent, EpisodeContext
 from turngym.agents.parsing import Parsed, invalid_action, parse_action, tool_call_json
 from turngym.agents.prompting import context_messages
@@ -60,6 +67,8 @@ class OpenAIAgent(Agent):
         max_concurrency: int = 32,
         seed: int | None = None,
         retries: int = 1,
+        images: bool = False,
+        keep_images: int | None = 1,
     ):
         openai = require("openai", extra="openai", purpose="the OpenAI-compatible endpoint backend")
         if not base_url.startswith(("http://", "https://")):
@@ -92,6 +101,10 @@ class OpenAIAgent(Agent):
             tools = json.loads(tools)
         self.tools = tools
         self.seed = seed
+        self.images = flag(images)
+        if keep_images is not None and int(keep_images) < 0:
+            raise ConfigError(f"keep_images must be >= 0 (or None for all), got {keep_images}")
+        self.keep_images = None if keep_images is None else int(keep_images)
         self._slots = threading.BoundedSemaphore(max(1, int(max_concurrency)))
 
     @property
@@ -109,7 +122,7 @@ class OpenAIAgent(Agent):
     def _request(self, ctx: EpisodeContext) -> tuple[str, Parsed]:
         kwargs: dict[str, Any] = dict(
             model=self.model,
-            messages=context_messages(ctx, self.system_prompt),
+            messages=self.messages_for(ctx),
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
@@ -136,6 +149,30 @@ class OpenAIAgent(Agent):
             action = tool_call_json(call.function.name, args)
             return text or action, Parsed(action)
         return text, parse_action(text, self.parser)
+
+    def messages_for(self, ctx: EpisodeContext) -> list[dict[str, Any]]:
+        """The conversation so far; with `images`, the kept turns' images as `image_url` parts before their text."""
+        msgs: list[dict[str, Any]] = context_messages(ctx, self.system_prompt)
+        if not self.images:
+            return msgs
+        imgs = record_turn_image(ctx)
+        urls: dict[int, str] = ctx.state.setdefault("image_urls", {})  # each image encoded once
+        users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
+        for turn in kept_turns(len(users), self.keep_images):
+            img = imgs[turn] if turn < len(imgs) else None
+            if img is None:
+                continue
+            if turn not in urls:
+                urls[turn] = png_data_url(img)
+            i = users[turn]
+            msgs[i] = {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": urls[turn]}},
+                    {"type": "text", "text": msgs[i]["content"]},
+                ],
+            }
+        return msgs
 
     def _create(self, kwargs: dict[str, Any]) -> Any:
         """One chat completion; timeouts raise at once, transient failures are retried `retries` times."""

@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from turngym.agents.backends import flag
 from turngym.agents.backends.hf import Generation, HFPolicy, _hits_stop, _top_p
+from turngym.agents.backends.images import as_image, kept_turns, record_turn_image
 from turngym.agents.base import EpisodeContext
 from turngym.agents.parsing import parse_action
 from turngym.agents.prompting import context_messages
@@ -157,16 +159,6 @@ def tiny_qwen2_vl(
     return model
 
 
-def _as_image(img: Any, where: str) -> np.ndarray:
-    """An observation image as a contiguous HxWx3 uint8 array, or a ConfigError naming what was wrong."""
-    a = np.asarray(img)
-    if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise ConfigError(f"{where}: an image must be an HxWx3 array, got shape {a.shape}")
-    if a.dtype != np.uint8:
-        raise ConfigError(f"{where}: an image must be uint8 (0..255), got dtype {a.dtype}")
-    return np.ascontiguousarray(a)
-
-
 class VLMPolicy(HFPolicy):
     """An image-text-to-text model as a batched policy. See the module docstring for the image contract."""
 
@@ -201,12 +193,12 @@ class VLMPolicy(HFPolicy):
         self.processor = processor
         self.image_processor = processor.image_processor
         self.keep_images = None if keep_images is None else int(keep_images)
-        self.use_images = _flag(use_images)
+        self.use_images = flag(use_images)
         self.image_token_id = int(model.config.image_token_id)
         self.merge = int(getattr(self.image_processor, "merge_size", 2))
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        if _flag(freeze_vision):
+        if flag(freeze_vision):
             self.freeze_vision()
 
     # ---- construction ----------------------------------------------------------------------------------------
@@ -275,7 +267,7 @@ class VLMPolicy(HFPolicy):
         torch = require("torch", extra="train")
         if not images:
             return {}
-        imgs = [_as_image(im, "VLMPolicy") for im in images]
+        imgs = [as_image(im, "VLMPolicy") for im in images]
         out = self.image_processor(images=imgs, return_tensors="pt")
         return {
             "pixel_values": out["pixel_values"].to(torch.float32),
@@ -486,13 +478,7 @@ class VLMPolicy(HFPolicy):
     # ---- the Agent interface (evaluation) ---------------------------------------------------------------------
     def observe_image(self, ctx: EpisodeContext) -> None:
         """Record the current observation's image for turn `len(ctx.history)` (once per turn)."""
-        imgs = ctx.state.setdefault("images", [])
-        turn = len(ctx.history)
-        while len(imgs) <= turn:
-            imgs.append(None)
-        img = ctx.observation.get("image") if isinstance(ctx.observation, dict) else None
-        if imgs[turn] is None and img is not None:
-            imgs[turn] = _as_image(img, f"observation image of turn {turn}")
+        record_turn_image(ctx)
 
     def messages_for(self, ctx: EpisodeContext) -> list[dict[str, Any]]:  # type: ignore[override]
         """The conversation with the image of each of the last `keep_images` turns (all with None) before that
@@ -501,11 +487,10 @@ class VLMPolicy(HFPolicy):
         msgs: list[dict[str, Any]] = context_messages(ctx, ctx.state.get("system_prompt", self.system_prompt))
         imgs = ctx.state.get("images", [])
         users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
-        first_kept = 0 if self.keep_images is None else len(users) - self.keep_images
+        kept = kept_turns(len(users), self.keep_images)
         for turn, i in enumerate(users):
-            img = imgs[turn] if turn < len(imgs) else None
-            if turn >= first_kept:
-                msgs[i] = {"role": "user", "content": self.user_content(msgs[i]["content"], img)}
+            img = imgs[turn] if turn < len(imgs) and turn in kept else None
+            msgs[i] = {"role": "user", "content": self.user_content(msgs[i]["content"], img)}
         return msgs
 
     def encode_conversation(self, messages: list[dict[str, Any]], images: list[np.ndarray]) -> list[int]:
@@ -568,18 +553,6 @@ def mask_vision_logits(logits: Any, config: Any) -> Any:
 
     fill = -1e4 if logits.dtype == torch.float16 else -1e9
     return logits.index_fill(-1, torch.tensor(ids, dtype=torch.long, device=logits.device), fill)
-
-
-def _flag(v: Any) -> bool:
-    """A boolean option (from a spec string `?freeze_vision=1` or Python)."""
-    if isinstance(v, str):
-        s = v.strip().lower()
-        if s in ("1", "true", "yes", "on"):
-            return True
-        if s in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigError(f"expected a boolean (1/0, true/false), got {v!r}")
-    return bool(v)
 
 
 def load_processor(folder: str | os.PathLike) -> Any:

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import turngym  # noqa: E402
+import turngym  # noqa: E402,F401  (registers the env ids)
 from tests.agents.test_vlm import tiny  # noqa: E402
 from turngym.agents.backends.vlm import VLMPolicy  # noqa: E402
 from turngym.trainers.batch import collate, shift_entropy, shift_logprobs  # noqa: E402
