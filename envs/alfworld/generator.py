@@ -20,9 +20,11 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +243,59 @@ def candidate(seed: int, split: str, index: int, attempt: int, cache: dict[str, 
     return rec
 
 
+def solve_game(seed: int, split: str, index: int, check: bool = True, max_steps: int = 50, cache=None):
+    """Game `index` of a split: the first attempt the expert wins (every attempt when `check` is False keeps
+    attempt 0). Returns (record, rejected attempts); all attempts of a game share its task type."""
+    from turngym.envs.alfworld.engine import expert_solves
+
+    attempt = 0
+    while True:
+        rec = candidate(seed, split, index, attempt, cache)
+        if not check or expert_solves(rec, max_steps=max_steps):
+            return rec, attempt
+        attempt += 1
+
+
+_WORKER_CACHE: dict[str, Any] = {}
+
+
+def _solve_in_worker(args: tuple[int, str, int, bool, int]) -> tuple[dict[str, Any], int]:
+    seed, split, index, check, max_steps = args
+    return solve_game(seed, split, index, check, max_steps, _WORKER_CACHE)
+
+
+def _solved(
+    seed: int, split: str, indices: range, check: bool, max_steps: int, workers: int
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """(record, rejected) of each game of `indices`, in order; with `workers` > 1 the games are played in that many
+    processes (each game is a pure function of its index, so the results equal a serial run)."""
+    if workers <= 1:
+        cache: dict[str, Any] = {}
+        for i in indices:
+            yield solve_game(seed, split, i, check, max_steps, cache)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    todo = iter(indices)
+    window: deque[Any] = deque()
+    # spawn: the workers import only this module (no forked copy of the caller's threads or engines)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            while True:
+                while len(window) < 4 * workers:  # a bounded look-ahead keeps results in order and stops fast
+                    i = next(todo, None)
+                    if i is None:
+                        break
+                    window.append(pool.submit(_solve_in_worker, (seed, split, i, check, max_steps)))
+                if not window:
+                    return
+                yield window.popleft().result()
+        finally:
+            for fut in window:
+                fut.cancel()
+
+
 def generate_split(
     split: str,
     count: int,
@@ -249,17 +304,22 @@ def generate_split(
     max_steps: int = 50,
     max_seconds: float | None = None,
     prefix: list[dict[str, Any]] | None = None,
+    workers: int = 1,
+    progress: bool = False,
+    checkpoint: Callable[[list[dict[str, Any]]], None] | None = None,
+    checkpoint_every: int = 100,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """`count` records of `split` that alfworld's handcoded expert wins within `max_steps` (the env's default
     turn budget). A check stops as soon as the expert gives up or cycles (`engine.expert_run`), so a rejected
-    candidate costs a few steps, not the whole budget. With `max_seconds`, stops early with the games made so far (a prefix of the full split).
+    candidate costs a few steps, not the whole budget. With `max_seconds`, stops early with the games made so far
+    (a prefix of the full split).
 
     `prefix`: records of this split made before with the same seed (e.g. the committed file); they are kept and
     generation goes on after them. Game `i` is a pure function of (seed, split, i, attempt) and attempts
-    0..gen_attempt-1 were rejected, so the result (records and rejection counts) equals a run from scratch.
+    0..gen_attempt-1 were rejected, so the result (records and rejection counts) equals a run from scratch, with
+    any number of `workers` (processes playing games in parallel). `progress` shows a progress bar;
+    `checkpoint(records)` is called every `checkpoint_every` new games with the prefix made so far.
     """
-    from turngym.envs.alfworld.engine import expert_solves
-
     cache: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     rejected: Counter[str] = Counter()
@@ -277,21 +337,54 @@ def generate_split(
     if records:
         log.info("%s: keeping %d games made before", split, len(records))
     t0 = time.time()
-    for i in range(len(records), count):
-        attempt = 0
-        while True:
-            rec = candidate(seed, split, i, attempt, cache)
-            if not check or expert_solves(rec, max_steps=max_steps):
+    start = len(records)
+    bar = None
+    if progress and start < count:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        bar.start()
+        task = bar.add_task(f"ALFWorld {split} games", total=count, completed=start)
+    try:
+        for rec, attempts in _solved(seed, split, range(start, count), check, max_steps, workers):
+            records.append(rec)
+            if attempts:
+                rejected[rec["task_type"]] += attempts
+            n = len(records)
+            if bar is not None:
+                bar.update(task, completed=n)
+            if checkpoint is not None and (n - start) % checkpoint_every == 0:
+                checkpoint(records)
+            if max_seconds is not None and time.time() - t0 > max_seconds:
+                log.info("%s: time budget reached after %d games", split, n)
                 break
-            rejected[rec["task_type"]] += 1
-            attempt += 1
-        records.append(rec)
-        if max_seconds is not None and time.time() - t0 > max_seconds:
-            log.info("%s: time budget reached after %d games", split, i + 1)
-            break
-        if (i + 1) % 10 == 0:
-            log.info("%s: %d/%d games (%.0f s)", split, i + 1, count, time.time() - t0)
+            if n % 50 == 0:
+                log.info("%s: %d/%d games (%.0f s)", split, n, count, time.time() - t0)
+    finally:
+        if bar is not None:
+            bar.stop()
     return records, dict(rejected)
+
+
+def records_digest(records: list[dict[str, Any]]) -> str:
+    """sha256 of a split's records as the pack stores them (one sorted-key compact JSON object per line)."""
+    return hashlib.sha256(records_bytes(records)).hexdigest()
+
+
+def records_bytes(records: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in records).encode()
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -324,9 +417,12 @@ def write_pack(
     check: bool = True,
     max_seconds: float | None = None,
     resume: bool = True,
+    workers: int = 1,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Write (or extend) the pack in `out`. With `resume`, the games already in `out` made with the same seed
-    and check are kept as the prefix of each split and generation goes on after them."""
+    and check are kept as the prefix of each split and generation goes on after them. `workers` processes play
+    the games (same bytes as one); the split file and manifest are rewritten every 100 new games."""
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {
         "name": PACK_NAME,
@@ -353,29 +449,61 @@ def write_pack(
         prefix = None
         if prev_ok and resume and split in manifest["splits"]:
             prefix = read_records(out / manifest["splits"][split])
-        records, rejected = generate_split(
-            split, n, seed, check=check, max_seconds=max_seconds, prefix=prefix
+
+        def save(records: list[dict[str, Any]], split: str = split, n: int = n) -> None:
+            _write_split(out, manifest, split, n, records)
+
+        records, _ = generate_split(
+            split,
+            n,
+            seed,
+            check=check,
+            max_seconds=max_seconds,
+            prefix=prefix,
+            workers=workers,
+            progress=progress,
+            checkpoint=save,
         )
-        name = f"{split}.jsonl.gz" if n > 500 else f"{split}.jsonl"
-        if split in manifest["splits"] and manifest["splits"][split] != name:
-            (out / manifest["splits"][split]).unlink(missing_ok=True)
-        data = "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in records).encode()
-        if name.endswith(".gz"):
-            data = gzip.compress(data, mtime=0)
-        (out / name).write_bytes(data)
-        manifest["splits"][split] = name
-        manifest["stats"][split] = {
-            "games": len(records),
-            "task_types": dict(sorted(Counter(r["task_type"] for r in records).items())),
-            "scenes": len({r["scene"] for r in records}),
-            "rejected_unsolved": rejected,
-            "sample_sha256": {
-                r["task_id"]: {k: hashlib.sha256(v).hexdigest() for k, v in game_bytes(r).items()}
-                for r in records[:3]
-            },
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        save(records)
     return manifest
+
+
+def _write_split(
+    out: Path, manifest: dict[str, Any], split: str, n: int, records: list[dict[str, Any]]
+) -> None:
+    """Write a split's records (gzipped above 500 games) and its stats, then the manifest (each file atomically:
+    an interrupted run leaves the last checkpoint, a valid prefix)."""
+    name = f"{split}.jsonl.gz" if n > 500 else f"{split}.jsonl"
+    if split in manifest["splits"] and manifest["splits"][split] != name:
+        (out / manifest["splits"][split]).unlink(missing_ok=True)
+    data = records_bytes(records)
+    digest = hashlib.sha256(data).hexdigest()
+    if name.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    _atomic_write(out / name, data)
+    rejected: Counter[str] = Counter()
+    for r in records:  # attempts 0..gen_attempt-1 of a game were rejected, all of the game's type
+        if r.get("gen_attempt"):
+            rejected[r["task_type"]] += int(r["gen_attempt"])
+    manifest["splits"][split] = name
+    manifest["stats"][split] = {
+        "games": len(records),
+        "task_types": dict(sorted(Counter(r["task_type"] for r in records).items())),
+        "scenes": len({r["scene"] for r in records}),
+        "rejected_unsolved": dict(sorted(rejected.items())),
+        "records_sha256": digest,
+        "sample_sha256": {
+            r["task_id"]: {k: hashlib.sha256(v).hexdigest() for k, v in game_bytes(r).items()}
+            for r in records[:3]
+        },
+    }
+    _atomic_write(out / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -391,10 +519,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--no-check", action="store_true", help="skip the expert solvability check (not for packs)"
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes playing games in parallel (default: every core; the output does not depend on it)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     a = p.parse_args(argv)
+    if a.workers < 1:
+        p.error(f"--workers must be >= 1, got {a.workers}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     counts = {s: getattr(a, s) for s in DEFAULT_COUNTS if getattr(a, s) > 0}
-    write_pack(a.out, counts, a.seed, check=not a.no_check, max_seconds=a.max_seconds, resume=not a.fresh)
+    write_pack(
+        a.out,
+        counts,
+        a.seed,
+        check=not a.no_check,
+        max_seconds=a.max_seconds,
+        resume=not a.fresh,
+        workers=a.workers,
+        progress=not a.no_progress,
+    )
 
 
 if __name__ == "__main__":

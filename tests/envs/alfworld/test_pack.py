@@ -12,6 +12,7 @@ from turngym.envs import check_env
 from turngym.envs.alfworld import generator as gen
 from turngym.envs.alfworld.env import ALFWorldEnv
 from turngym.envs.alfworld.games import TASK_TYPES, game_bytes, materialize
+from turngym.errors import TaskPackError
 from turngym.tasks.pack import load_pack
 
 ENV_ID = "turngym/ALFWorld-v0"
@@ -103,3 +104,44 @@ def test_a_prefix_from_another_seed_is_refused():
         gen.generate_split("valid_unseen", 3, seed=4, check=False, prefix=recs)
     again, rejected = gen.generate_split("valid_unseen", 2, seed=3, check=False, prefix=recs)
     assert again == recs and rejected == {}
+
+
+@pytest.mark.slow  # two spawned workers import TextWorld and play 3 games: ~20 s, more under load
+def test_parallel_generation_equals_the_committed_games(pack, tmp_path):
+    # games 3-5 of valid_seen played by two worker processes, with the expert check; game 5 was accepted at its
+    # second attempt (the first is rejected again), so the parallel path reproduces rejections too
+    committed = pack.tasks("valid_seen")
+    assert committed[5]["gen_attempt"] == 1
+    saved = []
+    recs, rejected = gen.generate_split(
+        "valid_seen",
+        6,
+        seed=0,
+        prefix=committed[:3],
+        workers=2,
+        checkpoint=lambda r: saved.append(len(r)),
+        checkpoint_every=2,
+    )
+    assert recs == committed[:6]
+    assert rejected == {committed[5]["task_type"]: 1}
+    assert saved == [5]  # every 2 new games (3 -> 5); the caller writes the final state
+    assert gen.records_digest(recs) == hashlib.sha256(gen.records_bytes(recs)).hexdigest()
+
+
+def test_split_files_are_checked_against_the_manifest_digest(pack, tmp_path):
+    for split in pack.splits:  # the committed files carry their digest and load
+        assert pack.manifest["stats"][split]["records_sha256"] == gen.records_digest(pack.tasks(split))
+    copy = tmp_path / "pack"
+    copy.mkdir()
+    for f in pack.root.iterdir():
+        if f.is_file():
+            (copy / f.name).write_bytes(f.read_bytes())
+    recs = gen.read_records(copy / "valid_unseen.jsonl")
+    recs[7]["task_desc"] = (
+        "put a clean mug in coffeemachine"  # still a valid record: only the digest catches it
+    )
+    (copy / "valid_unseen.jsonl").write_bytes(gen.records_bytes(recs))
+    with pytest.raises(
+        TaskPackError, match=r"valid_unseen.jsonl: split 'valid_unseen' has sha256 .* was changed"
+    ):
+        load_pack(str(copy), family="alfworld", fields=ALFWorldEnv.task_fields).tasks("train")
