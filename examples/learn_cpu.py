@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import sys
 
-from turngym.trainers.demo import main
+from turngym.numerics import pin_isa
+
+pin_isa()  # ATEN_CPU_CAPABILITY=avx2 before torch loads (TURNGYM_ISA=native to opt out): docs/trainers.md
+from turngym.trainers.demo import main  # noqa: E402
 
 FULL = [
     "--train-tasks", "4800", "--expert-episodes", "4800", "--sft-epochs", "3", "--sft-batch", "4",

@@ -122,7 +122,8 @@ def evaluate_policy(
 ) -> dict[str, float]:
     """Greedy evaluation over the given tasks (the same tasks at every evaluation): `success` rate,
     `valid_action_rate` (share of turns the env accepted as a valid action: the action grammar and names of
-    places/objects that exist, whether or not they help) and `cost` (mean summed named cost per episode).
+    places/objects that exist, whether or not they help), `cost` (mean summed named cost per episode) and `turns`
+    (mean turns per episode).
 
     `log_to`: append one JSON line per episode (task, actions, success) to that file. `prompt_hook`: the engine's
     prompt hook (e.g. SLIM's skill bank), so the evaluated agent sees what the trained one saw."""
@@ -149,6 +150,7 @@ def evaluate_policy(
             "success": m.get("success", 0.0),
             "valid_action_rate": 1.0 - m["invalid_actions"] / turns if turns else 1.0,
             "cost": m.get("cost", 0.0),
+            "turns": turns,
         }
     finally:
         policy.temperature = temp
@@ -441,6 +443,7 @@ def build(a: argparse.Namespace) -> tuple[Path, dict[str, Any], list[Any], Any]:
 def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
+    from turngym.numerics import numerics_info
     from turngym.trainers.config import GRPOConfig, SFTConfig
     from turngym.trainers.grpo import GRPOTrainer
     from turngym.trainers.logging import plot_curves
@@ -502,6 +505,8 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
         "sft_success": sft_success,
         "sft_valid_action_rate": sft_eval["valid_action_rate"],
         "sft_cost": sft_eval["cost"],
+        "sft_turns": sft_eval["turns"],
+        "numerics": numerics_info(),
         "argv": argv,
         "args": vars(a),
         "runs": {},
@@ -543,7 +548,11 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
         curve = [(int(r["step"]), float(r["eval_success"])) for r in recs if "eval_success" in r]
         if not curve or curve[0][0] != 0:
             curve.insert(0, (0, sft_success))
-        last = evaluate(prompt_hook=trainer.engine.prompt_hook)
+        evals = [r for r in recs if "eval_success" in r]
+        if evals and int(evals[-1]["step"]) == a.rl_steps:  # the trainer evaluated the final weights already
+            last = {k[len("eval_") :]: v for k, v in evals[-1].items() if k.startswith("eval_")}
+        else:
+            last = evaluate(prompt_hook=trainer.engine.prompt_hook)
         if curve[-1][0] != a.rl_steps:
             curve.append((a.rl_steps, last["success"]))
         final = curve[-1][1]
@@ -554,6 +563,7 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
             "best_success": best,
             "final_valid_action_rate": last["valid_action_rate"],
             "final_cost": last["cost"],
+            "final_turns": last["turns"],
             "curve": curve,
             "train_success": [r.get("success") for r in recs if "success" in r],
             "seconds": time.time() - t1,
@@ -582,9 +592,16 @@ def main(argv: list[str] | None = None) -> int:
             f"  after {algo}: {r['final_success']:.3f} ({r['gain_points']:+.1f} points; best {r['best_success']:.3f};"
             f" valid actions {r['final_valid_action_rate']:.3f}; cost {r['final_cost']:.3f})"
         )
-    print(f"  total {res['total_seconds']:.0f} s; metrics and learning_curve.png under {a.out}")
+    n = res["numerics"]
+    print(
+        f"  wall time {res['total_seconds']:.0f} s (torch {n['torch']}, {n['torch_cpu_capability']} kernels, "
+        f"{n['torch_threads']} thread(s), {n['cpu_model']}); metrics and learning_curve.png under {a.out}"
+    )
     return 0
 
 
 if __name__ == "__main__":
+    from turngym.numerics import pin_isa
+
+    pin_isa()  # before torch is imported: ATEN_CPU_CAPABILITY=avx2 unless TURNGYM_ISA / ATEN_CPU_CAPABILITY say else
     raise SystemExit(main())

@@ -111,4 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from turngym.numerics import pin_isa
+
+    pin_isa()  # the training demo's numbers: ATEN_CPU_CAPABILITY=avx2 unless TURNGYM_ISA / ATEN_CPU_CAPABILITY say else
     raise SystemExit(main())
