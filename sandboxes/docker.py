@@ -17,23 +17,29 @@ API, an image built with debootstrap); `use_engine()` finds it or starts it.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import logging
 import os
+import shutil
 import subprocess
 import time
+import weakref
 import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
+from turngym.errors import ConfigError
 from turngym.optional import require
 from turngym.sandboxes.base import SERVER, Limits, Sandbox, SandboxError
 
 log = logging.getLogger(__name__)
 DEFAULT_IMAGE = "python:3.11-slim"
 ENGINE_SCRIPT = Path(__file__).resolve().parent / "podman_engine.sh"
-ENGINE_SOCKET = "/var/lib/turngym-engine/podman.sock"  # where podman_engine.sh serves the Docker API
+ENGINE_DIR = (
+    "/var/lib/turngym-engine"  # podman_engine.sh's state; its shared service listens on podman.sock there
+)
 ENGINE_IMAGE = "localhost/turngym-python:bookworm"  # the image it builds
 MAX_ARG = 120_000  # Linux caps one argv string at 128 KiB
 
@@ -87,43 +93,135 @@ def docker_status(image: str | None = None) -> tuple[bool, str]:
     return True, ""
 
 
-def use_engine(start: bool | None = None) -> tuple[bool, str]:
+def engine_dir() -> str:
+    return os.environ.get("TURNGYM_ENGINE_DIR") or ENGINE_DIR
+
+
+ENGINE_MODES = ("podman", "auto", "none")
+
+
+def engine_mode() -> str:
+    """`$TURNGYM_DOCKER_ENGINE`: "podman" (start one with the script), "auto" (start one where that can work: root
+    with podman installed or apt-get to install it), "none" (never start one). Unset: "none"."""
+    mode = os.environ.get("TURNGYM_DOCKER_ENGINE", "").strip().lower() or "none"
+    if mode not in ENGINE_MODES:
+        raise ConfigError(f"TURNGYM_DOCKER_ENGINE must be one of {list(ENGINE_MODES)}, got {mode!r}")
+    return mode
+
+
+def engine_can_start() -> tuple[bool, str]:
+    """(could `podman_engine.sh` set an engine up here?, why not): needs root, and podman or apt-get to install it."""
+    if not ENGINE_SCRIPT.is_file():
+        return False, f"{ENGINE_SCRIPT} is missing (it ships in the source tree: use a checkout of turngym)"
+    if os.geteuid() != 0:
+        return (
+            False,
+            f"sandboxes/{ENGINE_SCRIPT.name} needs root (it installs Debian packages and runs podman)",
+        )
+    if shutil.which("podman") or shutil.which("apt-get"):
+        return True, ""
+    return False, "podman is not installed and there is no apt-get to install it"
+
+
+def use_engine(start: bool | str | None = None) -> tuple[bool, str]:
     """Make the docker backend usable in this process: (usable?, why not).
 
-    Uses `$DOCKER_HOST` (or the default socket) when it answers, else the podman engine of `podman_engine.sh` when
-    its socket answers; when neither does and `start` (default: `$TURNGYM_DOCKER_ENGINE == "podman"`), runs the script
-    (needs root; installs packages and builds the image the first time, a few minutes) and uses what it prints.
-    Sets `DOCKER_HOST` and `TURNGYM_DOCKER_IMAGE` in `os.environ` when it picks the podman engine.
+    Uses `$DOCKER_HOST` (or the default socket) when it answers, else the shared podman engine of `podman_engine.sh`
+    (`$TURNGYM_ENGINE_DIR/podman.sock`) when it answers. When neither does and `start` is True (or "auto" and
+    `engine_can_start()`; default: `engine_mode()`), runs the script (needs root; installs podman, runc and
+    debootstrap and builds the image the first time, about 2.5 min here; then under a second) for a service of this
+    process's own, on its own socket. That service is stopped, and the containers this process left are removed,
+    when the process exits (atexit) or, if it is killed, by the script's watcher. Sets `DOCKER_HOST` and
+    `TURNGYM_DOCKER_IMAGE` in `os.environ` when it picks a podman engine.
     """
     from turngym.sandboxes import _AVAILABLE
 
+    if start is None:
+        start = engine_mode()
+    if isinstance(start, str):
+        if start not in ENGINE_MODES:
+            raise ConfigError(
+                f"use_engine(start=...) must be a bool or one of {list(ENGINE_MODES)}, got {start!r}"
+            )
+        start = start == "podman" or (start == "auto" and engine_can_start()[0])
     _AVAILABLE.pop("docker", None)
     ok, why = docker_status()
     if ok:
         return True, ""
-    if not os.environ.get("DOCKER_HOST") and os.path.exists(ENGINE_SOCKET):
-        os.environ["DOCKER_HOST"] = f"unix://{ENGINE_SOCKET}"
+    shared = os.path.join(engine_dir(), "podman.sock")
+    if not os.environ.get("DOCKER_HOST") and os.path.exists(shared):
+        os.environ["DOCKER_HOST"] = f"unix://{shared}"
         os.environ.setdefault("TURNGYM_DOCKER_IMAGE", ENGINE_IMAGE)
         ok, why2 = docker_status()
         if ok:
             return True, ""
         del os.environ["DOCKER_HOST"]
         why = f"{why}; {why2}"
-    if start is None:
-        start = os.environ.get("TURNGYM_DOCKER_ENGINE", "").lower() == "podman"
     if not start:
-        return False, f"{why} (set TURNGYM_DOCKER_ENGINE=podman to start one with {ENGINE_SCRIPT.name})"
+        hint = engine_can_start()[1] or (
+            f"set TURNGYM_DOCKER_ENGINE=podman to start one with sandboxes/{ENGINE_SCRIPT.name}, "
+            f'or run `eval "$(sandboxes/{ENGINE_SCRIPT.name})"` as root'
+        )
+        return False, f"{why} ({hint})"
+    sock = os.path.join(engine_dir(), f"podman-{os.getpid()}.sock")
     try:
-        r = subprocess.run(["bash", str(ENGINE_SCRIPT)], capture_output=True, text=True, timeout=900)
+        r = subprocess.run(
+            ["bash", str(ENGINE_SCRIPT), "start"],
+            env=_engine_env(sock),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"{ENGINE_SCRIPT.name} failed: {exc}"
     if r.returncode != 0:
         return False, f"{ENGINE_SCRIPT.name} failed (exit {r.returncode}): {r.stderr.strip()[-500:]}"
+    _ENGINES.append(sock)
     for line in r.stdout.splitlines():
         key, _, val = line.removeprefix("export ").partition("=")
         if key in ("DOCKER_HOST", "TURNGYM_DOCKER_IMAGE") and val:
             os.environ[key] = val
     return docker_status()
+
+
+def _engine_env(sock: str) -> dict[str, str]:
+    return {**os.environ, "TURNGYM_ENGINE_SOCK": sock, "TURNGYM_ENGINE_OWNER": str(os.getpid())}
+
+
+def stop_engine(sock: str) -> str:
+    """Stop the podman service that `use_engine` started on `sock` and remove the containers this process left.
+    Returns what the script said (stderr)."""
+    if sock in _ENGINES:
+        _ENGINES.remove(sock)
+    try:
+        r = subprocess.run(
+            ["bash", str(ENGINE_SCRIPT), "stop"],
+            env=_engine_env(sock),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{ENGINE_SCRIPT.name} stop failed: {exc}"
+    return r.stderr.strip()
+
+
+_ENGINES: list[str] = []  # sockets of the services use_engine started for this process
+_LIVE: weakref.WeakSet[DockerSandbox] = (
+    weakref.WeakSet()
+)  # started sandboxes (their containers) of this process
+
+
+@atexit.register
+def _at_exit() -> None:
+    """Remove the containers of sandboxes nobody stopped, then stop the engines this process started."""
+    for sb in list(_LIVE):
+        try:
+            sb.stop()
+        except Exception as exc:
+            log.warning("could not stop a docker sandbox at exit: %s", exc)
+    for sock in list(_ENGINES):
+        stop_engine(sock)
 
 
 class DockerSandbox(Sandbox):
@@ -171,10 +269,12 @@ class DockerSandbox(Sandbox):
                 security_opt=["no-new-privileges"],
                 working_dir="/workspace",
                 environment=self.env_vars(),
+                labels={"turngym.sandbox": "1", "turngym.owner": str(os.getpid())},
             )  # fmt: skip
         except Exception as exc:
             self._stop()
             raise SandboxError(f"docker sandbox could not start from image {self.image!r}: {exc}") from exc
+        _LIVE.add(self)
 
     def write_file(self, path: str, content: str) -> None:
         """Large contents go in several requests (each must fit in one exec's argv)."""
@@ -192,27 +292,67 @@ class DockerSandbox(Sandbox):
             raise PermissionError(reply["error"])
 
     def _disk_request(self) -> dict[str, Any]:
-        return {"disk": int(self.limits.disk_mb) << 20, "disk_paths": ["/workspace", "/tmp", "/dev/shm"]}
+        # the container is its own memory cgroup: the worker reports the kernel's OOM kills in it as oom=True
+        disk_paths = ["/workspace", "/tmp", "/dev/shm"]
+        return {"disk": int(self.limits.disk_mb) << 20, "disk_paths": disk_paths, "oom_cgroup": True}
 
     def _request(self, req: dict[str, Any], deadline: float) -> dict[str, Any]:
         payload = _pack(json.dumps(req).encode())
         if len(payload) > MAX_ARG:
             raise SandboxError(f"request of {len(payload)} encoded bytes is too large for the docker backend")
         argv = ["python3", "-I", "-S", "-B", "-c", BOOT, _SERVER_PACKED, payload]
-        res = self.container.exec_run(argv, user="1000:1000", workdir="/workspace", demux=True)
-        out, err = res.output if isinstance(res.output, tuple) else (res.output, b"")
+        # The low-level calls, not `exec_run`: its final `exec_inspect` (only for the exit code, which the worker's
+        # JSON reply already holds) races with engines that drop an exec session as soon as it ends (podman with
+        # `exit_command_delay = 0`, which podman_engine.sh sets so that no conmon lingers for 5 minutes per call).
+        api = self._client.api
+        try:
+            exec_id = api.exec_create(
+                self.container.id, argv, stdout=True, stderr=True, user="1000:1000", workdir="/workspace"
+            )["Id"]
+            out, err = api.exec_start(exec_id, demux=True)
+        except Exception as exc:  # the engine refused or the container is gone (e.g. pid 1 killed for memory)
+            why = self._restart_after(exc)
+            raise SandboxError(
+                f"the docker engine failed the call ({type(exc).__name__}: {exc}); {why}"
+            ) from exc
         if time.monotonic() > deadline:
             log.warning("docker call overran its deadline")
         try:
             return json.loads((out or b"").decode("utf-8", "replace").strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError) as exc:
             raise SandboxError(
-                f"the docker worker gave no reply (exit {res.exit_code}, the code may have killed it): "
+                f"the docker worker gave no reply ({self._exit_status(exec_id)}; the code may have killed it): "
                 f"{(err or b'')[-500:]!r}; the sandbox was restarted (the next call starts a new worker; files "
                 "in the workdir were kept)"
             ) from exc
 
+    def _exit_status(self, exec_id: str) -> str:
+        """The exec's exit code where the engine still knows it (podman with exit_command_delay=0 forgets at once)."""
+        try:
+            code = self._client.api.exec_inspect(exec_id).get("ExitCode")
+        except Exception:
+            code = None
+        return "exit status unknown" if code is None else f"exit {code}"
+
+    def _restart_after(self, exc: Exception) -> str:
+        """After a failed exec: a new container when the old one is not running (its files are lost)."""
+        try:
+            self.container.reload()
+            running = self.container.status == "running"
+        except Exception:
+            running = False
+        if running:
+            return "the container still runs (the next call tries again; files in the workdir were kept)"
+        self._stop()
+        try:
+            self._start()
+        except SandboxError as exc2:
+            self.started = False
+            return f"the container had stopped and a new one could not start: {exc2}"
+        return "the container had stopped; a new one was started (files in the workdir were lost)"
+
     def _stop(self) -> None:
+        _LIVE.discard(self)
         if self.container is not None:
             try:
                 self.container.remove(force=True)

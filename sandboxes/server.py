@@ -7,7 +7,8 @@ Requests (`op`):
   exec   {"kind": "python", "code": str} or {"kind": "argv", "argv": [str, ...]}, with "timeout" (wall s),
          "cpu" (s), "memory" (bytes of address space), "output" (bytes kept per stream), "stdin" (str), "env" (dict),
          "disk" (bytes all files may take), "disk_paths" (where they are), "disk_enforce" (no size-limited mount
-         holds them: measure while the call runs and stop it past the quota)
+         holds them: measure while the call runs and stop it past the quota), "oom_cgroup" (the worker's own
+         memory cgroup is the sandbox's, as in a container: report the kernel's OOM kills in it during the call)
          -> {"stdout", "stderr", "exit_code", "timed_out", "oom", "output_truncated", "duration", "killed_leftovers",
              "disk_full"}
   read   {"path"} -> {"content"} (UTF-8, errors replaced) or {"error"}
@@ -245,7 +246,25 @@ def _reap() -> None:
             return
 
 
+OOM_COUNTERS = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")  # cgroup v2, v1
+
+
+def _oom_kills() -> int:
+    """The kernel's OOM-kill count of the memory cgroup mounted at /sys/fs/cgroup (a container's own), -1 if none."""
+    for path in OOM_COUNTERS:
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, val = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(val)
+        except (OSError, ValueError):
+            continue
+    return -1
+
+
 def _exec(req: dict) -> dict:
+    oom_before = _oom_kills() if req.get("oom_cgroup") else -1
     timeout = float(req.get("timeout") or 10)
     limit = int(req.get("output") or 65536)
     in_r = os.memfd_create("stdin")  # any size, no writer to keep alive
@@ -349,7 +368,9 @@ def _exec(req: dict) -> dict:
         "stderr": err,
         "exit_code": code,
         "timed_out": timed_out or cpu_out,
-        "oom": "MemoryError" in err[-2000:] or "Cannot allocate memory" in err[-2000:],
+        "oom": "MemoryError" in err[-2000:]
+        or "Cannot allocate memory" in err[-2000:]
+        or (oom_before >= 0 and _oom_kills() > oom_before),
         "output_truncated": truncated,
         "duration": duration,
         "killed_leftovers": leftovers,

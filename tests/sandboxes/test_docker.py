@@ -16,6 +16,7 @@ from .conftest import backend_or_skip, docker_engine
 
 @pytest.fixture(scope="module")
 def docker_ok():
+    """Every test using this fixture is marked `docker` (tests/sandboxes/conftest.py) and needs an engine."""
     backend_or_skip("docker")
 
 
@@ -47,29 +48,92 @@ def test_docker_zombies_do_not_use_up_the_pids_limit(docker_ok):
         assert sb.run_python("print('alive')").stdout == "alive\n"
 
 
+def test_docker_container_killed_is_replaced(docker_ok):
+    """The container itself dies (killed from outside, or its pid 1 OOM-killed): the call says so, the next one works
+    in a new container."""
+    with make_sandbox("docker") as sb:
+        sb.write_file("a.txt", "1")
+        old = sb.container.id
+        sb.container.kill()
+        r = sb.run("echo after")
+        assert r.error and "a new one was started" in r.error, r
+        assert sb.container.id != old
+        assert sb.run("echo again; ls").stdout == "again\n"  # a fresh container: the old files are gone
+    assert containers_with_id(old) == []
+
+
+def test_docker_oom_kill_inside_the_container_is_reported(docker_ok):
+    """8 processes of 100 MiB each against total_memory_mb=256: the kernel kills some (the container's cgroup), and
+    the call says oom; an ordinary call afterwards does not."""
+    code = (
+        "import os, time\npids = []\n"
+        "for i in range(8):\n    pid = os.fork()\n"
+        "    if pid == 0:\n        b = b'x' * (100 << 20)\n        time.sleep(3)\n        os._exit(0)\n"
+        "    pids.append(pid)\n"
+        "print(sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids))\n"
+    )
+    with make_sandbox("docker", limits=Limits(total_memory_mb=256, memory_mb=200, wall_s=20)) as sb:
+        r = sb.run_python(code)
+        assert r.oom and "-9" in r.stdout, r
+        r = sb.run_python("print(len(bytearray(10 << 20)))")
+        assert r.ok and not r.oom and r.stdout == f"{10 << 20}\n", r
+
+
+def containers_with_id(cid: str) -> list[str]:
+    import docker
+
+    client = docker.from_env(timeout=10)
+    try:
+        return [c.id for c in client.containers.list(all=True, filters={"id": cid})]
+    finally:
+        client.close()
+
+
 def test_docker_status_explains_itself():
     ok, why = docker_status()
     assert ok or why  # when it is unavailable the reason is not empty
 
 
-class _BwrapExec:
-    """Stands in for a docker container where no engine runs: executes the exact exec argv the docker backend sends
-    (worker source + request in argv) with bubblewrap, a tmp dir bound at /workspace. Checks the one-shot protocol."""
+class _BwrapEngine:
+    """Stands in for a docker engine where none runs: executes the exact exec argv the docker backend sends (worker
+    source + request in argv) with bubblewrap, a tmp dir bound at /workspace. Checks the one-shot protocol; the tests
+    above run the same calls against a real engine where one answers."""
+
+    id = "bwrap-stand-in"
 
     def __init__(self, workdir):
         self.workdir = workdir
+        self.api = self
+        self.execs: dict[str, tuple[list[str], str, str]] = {}
+        self.exit_codes: dict[str, int] = {}
 
-    def exec_run(self, argv, user, workdir, demux):
+    def exec_create(self, container, argv, stdout, stderr, user, workdir):
+        assert container == self.id and stdout and stderr and user == "1000:1000"
+        exec_id = f"exec-{len(self.execs)}"
+        self.execs[exec_id] = (argv, user, workdir)
+        return {"Id": exec_id}
+
+    def exec_start(self, exec_id, demux):
         import shutil
         import subprocess
-        from collections import namedtuple
 
+        argv, _, workdir = self.execs[exec_id]
         cmd = [shutil.which("bwrap"), "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
                "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(self.workdir), "/workspace",
                "--chdir", workdir, "--uid", "1000", "--gid", "1000", "--clearenv", "--setenv", "PATH", "/usr/bin"]  # fmt: skip
         r = subprocess.run(cmd + argv, capture_output=True, timeout=60)
-        return namedtuple("ExecResult", "exit_code output")(r.returncode, (r.stdout, r.stderr))
+        self.exit_codes[exec_id] = r.returncode
+        return (r.stdout, r.stderr) if demux else r.stdout + r.stderr
+
+    def exec_inspect(self, exec_id):
+        return {"ExitCode": self.exit_codes.get(exec_id)}
+
+    def remove(self, force):
+        pass
+
+    def close(self):
+        pass
 
 
 def test_docker_worker_protocol(tmp_path):
@@ -79,7 +143,9 @@ def test_docker_worker_protocol(tmp_path):
     if not available("bwrap")[0]:
         pytest.skip("needs bwrap to stand in for the container")
     sb = DockerSandbox(limits=Limits(wall_s=2))
-    sb.container, sb.started = _BwrapExec(tmp_path), True
+    stand_in = _BwrapEngine(tmp_path)
+    sb.container = sb._client = stand_in
+    sb.started = True
     sb.write_file("pkg/a.py", "X = 41\n")
     assert sb.read_file("pkg/a.py") == "X = 41\n"
     r = sb.run_python("from pkg.a import X\nprint(X + 1)")
@@ -87,7 +153,7 @@ def test_docker_worker_protocol(tmp_path):
     assert sb.run_python("while True: pass").timed_out
     big = "print(len('" + "x" * 150_000 + "'))"
     assert sb.run_python(big).stdout == "150000\n"  # compressed into argv
-    sb.container = None  # nothing to remove
+    sb.stop()
 
 
 def test_docker_unavailable_is_a_clear_error():

@@ -49,7 +49,7 @@ def boxes():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", list(ATTACKS))
-@pytest.mark.parametrize("name", ["bwrap", "process", "docker"])
+@pytest.mark.parametrize("name", ["bwrap", "process", pytest.param("docker", marks=pytest.mark.docker)])
 def test_attack(name, attack, boxes):
     backend_or_skip(name)
     if name not in boxes:

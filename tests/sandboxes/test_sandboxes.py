@@ -88,7 +88,12 @@ def test_stop_leaves_nothing(backend):
     s.run("sleep 30 &")
     tmp, uid = getattr(s, "_tmp", None), getattr(s, "uid", None)
     cgroup = getattr(s, "cgroup", None)
+    container = getattr(s, "container", None)
     s.stop()
+    if container is not None:  # docker: the container is removed, not only stopped
+        from .test_docker import containers_with_id
+
+        assert containers_with_id(container.id) == []
     if tmp is not None:
         assert not os.path.exists(tmp)
     if cgroup is not None:
