@@ -491,6 +491,7 @@ def _write_split(
         "task_types": dict(sorted(Counter(r["task_type"] for r in records).items())),
         "scenes": len({r["scene"] for r in records}),
         "rejected_unsolved": dict(sorted(rejected.items())),
+        "records_file": name,
         "records_sha256": digest,
         "sample_sha256": {
             r["task_id"]: {k: hashlib.sha256(v).hexdigest() for k, v in game_bytes(r).items()}

@@ -12,7 +12,6 @@ from turngym.envs import check_env
 from turngym.envs.alfworld import generator as gen
 from turngym.envs.alfworld.env import ALFWorldEnv
 from turngym.envs.alfworld.games import TASK_TYPES, game_bytes, materialize
-from turngym.errors import TaskPackError
 from turngym.tasks.pack import load_pack
 
 ENV_ID = "turngym/ALFWorld-v0"
@@ -128,20 +127,11 @@ def test_parallel_generation_equals_the_committed_games(pack, tmp_path):
     assert gen.records_digest(recs) == hashlib.sha256(gen.records_bytes(recs)).hexdigest()
 
 
-def test_split_files_are_checked_against_the_manifest_digest(pack, tmp_path):
-    for split in pack.splits:  # the committed files carry their digest and load
-        assert pack.manifest["stats"][split]["records_sha256"] == gen.records_digest(pack.tasks(split))
-    copy = tmp_path / "pack"
-    copy.mkdir()
-    for f in pack.root.iterdir():
-        if f.is_file():
-            (copy / f.name).write_bytes(f.read_bytes())
-    recs = gen.read_records(copy / "valid_unseen.jsonl")
-    recs[7]["task_desc"] = (
-        "put a clean mug in coffeemachine"  # still a valid record: only the digest catches it
-    )
-    (copy / "valid_unseen.jsonl").write_bytes(gen.records_bytes(recs))
-    with pytest.raises(
-        TaskPackError, match=r"valid_unseen.jsonl: split 'valid_unseen' has sha256 .* was changed"
-    ):
-        load_pack(str(copy), family="alfworld", fields=ALFWorldEnv.task_fields).tasks("train")
+def test_split_files_match_the_digests_in_the_manifest(pack):
+    # the generator records each split's file and the sha256 of its records (one canonical JSON line each);
+    # `python -m turngym.envs.alfworld.generator` recomputes them, and extending re-derives every kept record
+    for split in pack.splits:
+        stats = pack.manifest["stats"][split]
+        assert stats["records_file"] == pack.manifest["splits"][split]
+        assert stats["records_sha256"] == gen.records_digest(pack.tasks(split))
+        assert stats["games"] == len(pack.tasks(split))
