@@ -236,6 +236,8 @@ class DockerSandbox(Sandbox):
         self.image = image or default_image()
         self.container: Any = None
         self._client: Any = None
+        self._oom_count = -1  # the container cgroup's OOM-kill count after the last call (-1: unknown)
+        self._oom_seen = 0  # OOM kills noticed only after a call failed (the worker itself was killed)
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -244,6 +246,7 @@ class DockerSandbox(Sandbox):
     def _start(self) -> None:
         docker = require("docker", extra="docker", purpose="the docker sandbox")
         self._client = docker.from_env()
+        self._oom_count = -1
         lim = self.limits
         small = max(1, int(lim.disk_mb) // 8)  # /tmp and /dev/shm; the workdir gets the rest
         work = max(1, int(lim.disk_mb) - 2 * small)
@@ -311,20 +314,19 @@ class DockerSandbox(Sandbox):
             )["Id"]
             out, err = api.exec_start(exec_id, demux=True)
         except Exception as exc:  # the engine refused or the container is gone (e.g. pid 1 killed for memory)
-            why = self._restart_after(exc)
-            raise SandboxError(
-                f"the docker engine failed the call ({type(exc).__name__}: {exc}); {why}"
-            ) from exc
+            raise self._failed(f"the docker engine failed the call ({type(exc).__name__}: {exc})") from exc
         if time.monotonic() > deadline:
             log.warning("docker call overran its deadline")
         try:
-            return json.loads((out or b"").decode("utf-8", "replace").strip().splitlines()[-1])
+            reply = json.loads((out or b"").decode("utf-8", "replace").strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError) as exc:
-            raise SandboxError(
-                f"the docker worker gave no reply ({self._exit_status(exec_id)}; the code may have killed it): "
-                f"{(err or b'')[-500:]!r}; the sandbox was restarted (the next call starts a new worker; files "
-                "in the workdir were kept)"
+            raise self._failed(
+                f"the docker worker gave no reply ({self._exit_status(exec_id)}; the code or the kernel's OOM "
+                f"killer may have killed it): {(err or b'')[-300:]!r}"
             ) from exc
+        if isinstance(reply.get("oom_kills"), int):
+            self._oom_count = reply.pop("oom_kills")
+        return reply
 
     def _exit_status(self, exec_id: str) -> str:
         """The exec's exit code where the engine still knows it (podman with exit_command_delay=0 forgets at once)."""
@@ -334,22 +336,76 @@ class DockerSandbox(Sandbox):
             code = None
         return "exit status unknown" if code is None else f"exit {code}"
 
-    def _restart_after(self, exc: Exception) -> str:
-        """After a failed exec: a new container when the old one is not running (its files are lost)."""
-        try:
-            self.container.reload()
-            running = self.container.status == "running"
-        except Exception:
-            running = False
-        if running:
-            return "the container still runs (the next call tries again; files in the workdir were kept)"
+    def _oom_kills(self) -> int:
+        return self._oom_seen
+
+    def _failed(self, what: str) -> SandboxError:
+        """After a call that got no reply: notice OOM kills, and replace the container when it is not running (its
+        files are lost); a container that still runs is kept (the next call starts a new worker in it)."""
+        state = self._state()
+        if state.get("Running"):
+            count = self._read_oom_count()
+            if count < 0:  # no exec possible in a running container: it is going down; wait for it
+                for _ in range(30):
+                    time.sleep(0.1)
+                    state = self._state()
+                    if not state.get("Running"):
+                        break
+            else:
+                if count > 0 and count > self._oom_count:  # -1: unknown before; a new container starts at 0
+                    self._oom_seen += 1
+                self._oom_count = count
+                return SandboxError(
+                    f"{what}; the container still runs: the sandbox was restarted (the next call starts a new "
+                    "worker; files in the workdir were kept)"
+                )
+        # pid 1 ignores every signal from inside the container: a SIGKILL came from the kernel's OOM killer (or from
+        # outside the sandbox, e.g. `docker kill`)
+        oom = bool(state.get("OOMKilled")) or state.get("ExitCode") == 137
+        self._oom_seen += oom
+        why = (
+            "stopped" if state.get("Running") is not False else f"stopped (exit {state.get('ExitCode', '?')})"
+        )
+        if oom:
+            why = (
+                "killed (SIGKILL): most likely by the kernel's OOM killer at total_memory_mb, which the files in "
+                "/workspace, /tmp and /dev/shm count against too"
+            )
         self._stop()
         try:
             self._start()
-        except SandboxError as exc2:
+        except SandboxError as exc:
             self.started = False
-            return f"the container had stopped and a new one could not start: {exc2}"
-        return "the container had stopped; a new one was started (files in the workdir were lost)"
+            return SandboxError(f"{what}; the container was {why}, and a new one could not start: {exc}")
+        return SandboxError(
+            f"{what}; the container was {why}: the sandbox was restarted in a new one (files in the workdir were lost)"
+        )
+
+    def _state(self) -> dict[str, Any]:
+        """The container's `State` ({} when the engine no longer knows it)."""
+        try:
+            self.container.reload()
+            return dict(self.container.attrs.get("State") or {})
+        except Exception:
+            return {}
+
+    def _read_oom_count(self) -> int:
+        """The OOM-kill count of the container's memory cgroup, read with one small exec (-1 if unknown)."""
+        cmd = [
+            "/bin/sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null",
+        ]
+        try:
+            exec_id = self._client.api.exec_create(self.container.id, cmd, user="1000:1000")["Id"]
+            out = self._client.api.exec_start(exec_id) or b""
+        except Exception:
+            return -1
+        for line in out.decode("utf-8", "replace").splitlines():
+            key, _, val = line.partition(" ")
+            if key == "oom_kill" and val.strip().isdigit():
+                return int(val)
+        return -1
 
     def _stop(self) -> None:
         _LIVE.discard(self)

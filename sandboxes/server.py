@@ -8,7 +8,8 @@ Requests (`op`):
          "cpu" (s), "memory" (bytes of address space), "output" (bytes kept per stream), "stdin" (str), "env" (dict),
          "disk" (bytes all files may take), "disk_paths" (where they are), "disk_enforce" (no size-limited mount
          holds them: measure while the call runs and stop it past the quota), "oom_cgroup" (the worker's own
-         memory cgroup is the sandbox's, as in a container: report the kernel's OOM kills in it during the call)
+         memory cgroup is the sandbox's, as in a container: report the kernel's OOM kills in it during the call,
+         and the count after it as "oom_kills")
          -> {"stdout", "stderr", "exit_code", "timed_out", "oom", "output_truncated", "duration", "killed_leftovers",
              "disk_full"}
   read   {"path"} -> {"content"} (UTF-8, errors replaced) or {"error"}
@@ -376,6 +377,7 @@ def _exec(req: dict) -> dict:
         "killed_leftovers": leftovers,
         "disk_full": over_disk
         or _disk_full(req, err[-4000:] + bufs[out_r][-4000:].decode("utf-8", "replace")),
+        **({"oom_kills": _oom_kills()} if req.get("oom_cgroup") else {}),
     }
 
 

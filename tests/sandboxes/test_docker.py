@@ -56,7 +56,7 @@ def test_docker_container_killed_is_replaced(docker_ok):
         old = sb.container.id
         sb.container.kill()
         r = sb.run("echo after")
-        assert r.error and "a new one was started" in r.error, r
+        assert r.error and "restarted in a new one" in r.error, r
         assert sb.container.id != old
         assert sb.run("echo again; ls").stdout == "again\n"  # a fresh container: the old files are gone
     assert containers_with_id(old) == []
@@ -77,6 +77,17 @@ def test_docker_oom_kill_inside_the_container_is_reported(docker_ok):
         assert r.oom and "-9" in r.stdout, r
         r = sb.run_python("print(len(bytearray(10 << 20)))")
         assert r.ok and not r.oom and r.stdout == f"{10 << 20}\n", r
+
+
+def test_docker_files_count_against_memory_and_an_oom_is_reported(docker_ok):
+    """The tmpfs workdir's pages are the container's memory: 250 MiB of files against total_memory_mb=128 (disk_mb
+    512) end in the kernel's OOM killer. The call says oom with what happened, and the next call works."""
+    lim = Limits(total_memory_mb=128, disk_mb=512, file_mb=300, wall_s=20)
+    with make_sandbox("docker", limits=lim) as sb:
+        r = sb.run("head -c 250M /dev/zero > big; echo wrote")
+        assert r.oom and r.error and "OOM" in r.error and "restarted" in r.error, r
+        r = sb.run("echo alive")
+        assert r.ok and r.stdout == "alive\n", r
 
 
 def containers_with_id(cid: str) -> list[str]:
