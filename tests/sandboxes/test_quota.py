@@ -12,6 +12,7 @@ import os
 import subprocess
 
 import gymnasium as gym
+import pytest
 
 import turngym  # noqa: F401 - registers the ids
 from turngym.sandboxes import Limits, make_sandbox
@@ -56,9 +57,25 @@ def test_many_files_under_the_file_limit_stop_at_the_quota(backend):
 
 
 def test_quota_mount_is_the_quota_as_root(backend):
-    """As root the process and bwrap backends hold their files in a tmpfs of exactly `disk_mb` (not the host disk)."""
-    if backend == "docker" or os.geteuid() != 0:
+    """As root the process and bwrap backends hold their files in a tmpfs of exactly `disk_mb` (not the host disk);
+    docker's three tmpfs mounts (/workspace, /tmp, /dev/shm) add up to exactly `disk_mb`."""
+    if backend == "docker":
+        with make_sandbox(backend, limits=Limits(disk_mb=QUOTA_MB)) as sb:
+            code = (
+                "import os\nmounts = {l.split()[1]: l.split()[2] for l in open('/proc/mounts')}\n"
+                "for p in ('/workspace', '/tmp', '/dev/shm'):\n"
+                "    st = os.statvfs(p)\n    print(p, mounts.get(p), st.f_blocks * st.f_frsize)\n"
+            )
+            rows = [line.split() for line in sb.run_python(code).stdout.splitlines()]
+        assert [(p, fs) for p, fs, _ in rows] == [
+            ("/workspace", "tmpfs"),
+            ("/tmp", "tmpfs"),
+            ("/dev/shm", "tmpfs"),
+        ]
+        assert sum(int(n) for *_, n in rows) == QUOTA_MB * MIB, rows
         return
+    if os.geteuid() != 0:
+        pytest.skip("the quota mount needs root (without it the worker measures instead)")
     with make_sandbox(backend, limits=Limits(disk_mb=QUOTA_MB)) as sb:
         assert sb.quota_mount
         st = os.statvfs(sb.state)
