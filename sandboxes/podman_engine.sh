@@ -79,6 +79,7 @@ if [ "$MODE" = stop ]; then
   if alive "$PIDFILE"; then
     stop_pid "$PIDFILE" "the service on $SOCK"
     rm -f "$PIDFILE" "$SOCK"
+    if [ -n "$OWNER" ]; then rm -f "$LOG"; fi  # a process's own service: its log goes with it
   else
     say "no service of this script runs on $SOCK"
   fi

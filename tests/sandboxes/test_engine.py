@@ -89,7 +89,8 @@ def test_own_engine_leaves_nothing(how, podman_image, tmp_path):
         time.sleep(0.5)
     assert engine_processes(sock) == [], "processes of the engine survived"
     assert containers_left(ids) == [], "containers survived their engine"
-    assert not os.path.exists(sock) and not os.path.exists(sock.removesuffix(".sock") + ".pid")
+    base = sock.removesuffix(".sock")
+    assert [p for p in (sock, base + ".pid", base + ".watch", base + ".log") if os.path.exists(p)] == []
 
 
 def test_engine_settings_are_checked(monkeypatch):
