@@ -93,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = Path(args.out)
+    t0 = time.time()
+    try:
+        return _run(args, out)
+    finally:
+        print(f"demo wall time: {time.time() - t0:.0f} s (reports under {out})")
+
+
+def _run(args: argparse.Namespace, out: Path) -> int:
     rows = evaluate_families(args.episodes, out)
     print_table(rows)
     if not rows:
