@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("--task-pack", default=None)
     p.add_argument("--splits", nargs="+", default=["valid_seen", "valid_unseen", "train"])
     p.add_argument("--limit", type=int, default=None, help="games per split (default: all)")
+    p.add_argument("--start", type=int, default=0, help="skip the first N games of each split")
     p.add_argument("--out", default=None)
     a = p.parse_args()
     kwargs = {"task_pack": a.task_pack} if a.task_pack else {}
@@ -33,7 +34,7 @@ def main() -> None:
     t0 = time.time()
     try:
         for split in a.splits:
-            for tid in env.unwrapped.load_task_pack().task_ids(split)[: a.limit]:
+            for tid in env.unwrapped.load_task_pack().task_ids(split)[a.start :][: a.limit]:
                 _, info = env.reset(seed=0, options={"split": split, "task_id": tid})
                 task_type = env.unwrapped.task["task_type"]
                 done = False
@@ -51,6 +52,12 @@ def main() -> None:
         cells = [f"{row[t][0]}/{row[t][1]}" if row[t][1] else "-" for t in TASK_TYPES]
         wins, n = sum(v[0] for v in row.values()), sum(v[1] for v in row.values())
         print(f"| {split} | {' | '.join(cells)} | {wins}/{n} ({100 * wins / n:.1f}%) |")
+    for split, row in table.items():  # Wilson 95% interval of the success rate
+        wins, n = sum(v[0] for v in row.values()), sum(v[1] for v in row.values())
+        z, phat = 1.96, wins / n
+        mid, half = (phat + z * z / (2 * n)), z * (phat * (1 - phat) / n + z * z / (4 * n * n)) ** 0.5
+        lo, hi = (mid - half) / (1 + z * z / n), (mid + half) / (1 + z * z / n)
+        print(f"{split}: success {100 * phat:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}%, n={n})")
     print(f"({time.time() - t0:.0f} s)")
     if a.out:
         with open(a.out, "w") as f:
