@@ -4,7 +4,7 @@ Every registry entry maps one *group* of episodes (same task) to per-turn advant
 
     fn(episode_rewards: list[Tensor[T_i]], obs_keys: list[list[str]], cfg) -> list[Tensor[T_i]]
 
-where episode i has T_i turns with per-turn rewards `episode_rewards[i]` (after reward shaping). Episode-level
+registered with `@register_advantage("name")`, where episode i has T_i turns with per-turn rewards `episode_rewards[i]` (after reward shaping). Episode-level
 estimators give every turn of episode i the same value A_i; GiGPO adds a step-level term. The trainer then
 broadcasts turn t's advantage onto the policy tokens of turn t (`token_advantages`).
 """
@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from turngym.trainers.registry import Registry, decorator
 
 
 def grpo_advantages(rewards: Tensor, eps: float = 1e-6, std_norm: bool = True) -> Tensor:
@@ -102,44 +104,61 @@ def gigpo_advantages(
     return [ep_adv[i] + omega * step_adv[i] for i in range(len(step_rewards))]
 
 
-def _episode_level(fn: Callable[[Tensor], Tensor]) -> Callable[..., list[Tensor]]:
-    def estimator(step_rewards: list[Tensor], obs_keys: list[list[str]], cfg: Any = None) -> list[Tensor]:
-        totals = torch.tensor([float(r.sum()) for r in step_rewards])
-        adv = fn(totals)
-        return [torch.full((r.numel(),), float(a)) for r, a in zip(step_rewards, adv)]
-
-    estimator.__doc__ = fn.__doc__
-    return estimator
+AdvantageFn = Callable[[list[Tensor], list[list[str]], Any], list[Tensor]]
+ADVANTAGES: Registry = Registry("advantage estimator", defaults={"min_group_size": 1})
+"""name -> estimator(step_rewards, obs_keys, cfg) -> per-turn advantages. Metadata: `min_group_size` (the smallest
+`group_size` the estimator is defined for; the config checks it)."""
+register_advantage = decorator(ADVANTAGES)
 
 
-def _grpo(totals: Tensor, cfg: Any = None) -> Tensor:
-    return grpo_advantages(totals, eps=getattr(cfg, "adv_eps", 1e-6))
+def _cfg(cfg: Any) -> Any:
+    """The config an estimator reads its fields from: `cfg`, or the `GRPOConfig` defaults when None."""
+    if cfg is not None:
+        return cfg
+    from turngym.trainers.config import default_grpo_config
+
+    return default_grpo_config()
 
 
-def _gigpo(step_rewards: list[Tensor], obs_keys: list[list[str]], cfg: Any = None) -> list[Tensor]:
-    return gigpo_advantages(
-        step_rewards,
-        obs_keys,
-        gamma=getattr(cfg, "gigpo_gamma", 0.95),
-        omega=getattr(cfg, "gigpo_omega", 1.0),
-        std_norm=getattr(cfg, "gigpo_std_norm", True),
-        eps=getattr(cfg, "adv_eps", 1e-6),
-    )
-
-
-def _grpo_estimator(step_rewards: list[Tensor], obs_keys: list[list[str]], cfg: Any = None) -> list[Tensor]:
-    totals = torch.tensor([float(r.sum()) for r in step_rewards])
-    adv = _grpo(totals, cfg)
+def _per_turn(step_rewards: list[Tensor], adv: Tensor) -> list[Tensor]:
+    """Episode i's advantage adv[i] on every one of its turns."""
     return [torch.full((r.numel(),), float(a)) for r, a in zip(step_rewards, adv)]
 
 
-AdvantageFn = Callable[[list[Tensor], list[list[str]], Any], list[Tensor]]
-ADVANTAGES: dict[str, AdvantageFn] = {
-    "grpo": _grpo_estimator,
-    "drgrpo": _episode_level(drgrpo_advantages),
-    "rloo": _episode_level(rloo_advantages),
-    "gigpo": _gigpo,
-}
+def _totals(step_rewards: list[Tensor]) -> Tensor:
+    return torch.tensor([float(r.sum()) for r in step_rewards])
+
+
+@register_advantage("grpo")
+def _grpo_estimator(step_rewards: list[Tensor], obs_keys: list[list[str]], cfg: Any = None) -> list[Tensor]:
+    """GRPO (Shao et al. 2024): `grpo_advantages` of the episode returns on every turn."""
+    return _per_turn(step_rewards, grpo_advantages(_totals(step_rewards), eps=_cfg(cfg).adv_eps))
+
+
+@register_advantage("drgrpo")
+def _drgrpo_estimator(step_rewards: list[Tensor], obs_keys: list[list[str]], cfg: Any = None) -> list[Tensor]:
+    """Dr. GRPO (Liu et al. 2025): `drgrpo_advantages` of the episode returns on every turn."""
+    return _per_turn(step_rewards, drgrpo_advantages(_totals(step_rewards)))
+
+
+@register_advantage("rloo", min_group_size=2)
+def _rloo_estimator(step_rewards: list[Tensor], obs_keys: list[list[str]], cfg: Any = None) -> list[Tensor]:
+    """RLOO (Ahmadian et al. 2024): `rloo_advantages` of the episode returns on every turn."""
+    return _per_turn(step_rewards, rloo_advantages(_totals(step_rewards)))
+
+
+@register_advantage("gigpo")
+def _gigpo(step_rewards: list[Tensor], obs_keys: list[list[str]], cfg: Any = None) -> list[Tensor]:
+    """GiGPO (Feng et al. 2025): `gigpo_advantages` with the config's gamma, omega, std_norm and eps."""
+    c = _cfg(cfg)
+    return gigpo_advantages(
+        step_rewards,
+        obs_keys,
+        gamma=c.gigpo_gamma,
+        omega=c.gigpo_omega,
+        std_norm=c.gigpo_std_norm,
+        eps=c.adv_eps,
+    )
 
 
 def token_advantages(turn_index: Tensor, turn_adv: list[Tensor]) -> Tensor:

@@ -1,4 +1,4 @@
-"""ARPO (seed: "Agentic Reinforced Policy Optimization"): entropy-based adaptive branching of rollouts.
+"""ARPO ("Agentic Reinforced Policy Optimization", 2025): entropy-based adaptive branching of rollouts.
 
 Formula and defaults in docs/algorithms.md. Of a per-task budget M = G episodes, N = G·global_frac are sampled from scratch. For each global
 rollout and each turn t ≥ 1 (i.e. after an env observation), H_t is the mean entropy of the first k action tokens,
@@ -20,6 +20,7 @@ from torch import Tensor
 
 from turngym.agents.trajectory import TokenEpisode
 from turngym.errors import ConfigError
+from turngym.trainers.strategies import RolloutStrategy, register_strategy
 
 
 def turn_entropies(entropy: Tensor, turn_index: Tensor, k: int) -> Tensor:
@@ -68,15 +69,20 @@ def attribute_shared_prefix(turn_adv: list[Tensor], families: list[tuple[list[in
     return out
 
 
-class ARPOStrategy:
-    """Rollout strategy: N global rollouts per task, then entropy-triggered branches up to the budget G."""
+@register_strategy("arpo", min_group_size=1, supports_fsdp=False)
+class ARPOStrategy(RolloutStrategy):
+    """Rollout strategy: N global rollouts per task, then entropy-triggered branches up to the budget G; the shared
+    prefix turns of a branch family get the family's mean advantage."""
 
     def __init__(self, engine: Any, model: torch.nn.Module, cfg: Any):
         if not hasattr(engine, "branch"):
             raise ConfigError(
                 "rollout_strategy=arpo needs a rollout engine with branch(episode, turn, n, seed); this one has none"
             )
-        self.engine, self.model, self.cfg = engine, model, cfg
+        super().__init__(engine, model, cfg)
+
+    def postprocess_advantages(self, group: list[TokenEpisode], advantages: list[Tensor]) -> list[Tensor]:
+        return attribute_shared_prefix(advantages, arpo_families(group))
 
     def _probs(self, ep: TokenEpisode) -> Tensor:
         from turngym.trainers.batch import collate, shift_entropy
@@ -93,8 +99,8 @@ class ARPOStrategy:
         )
 
     def collect(
-        self, task_ids: list[str], group_size: int, seed: int, split: str | None, options: dict
-    ) -> list:
+        self, task_ids: list[str], group_size: int, seed: int, split: str | None, options: dict[str, Any]
+    ) -> list[TokenEpisode]:
         cfg = self.cfg
         n_global = max(1, int(round(group_size * cfg.arpo_global_frac)))
         eps = self.engine.collect(task_ids, n_global, seed, split=split, options=options or None)

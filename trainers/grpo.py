@@ -2,14 +2,18 @@
 
 One training step:
   1. pick `tasks_per_step` tasks (a seeded, resumable stream over the split) and the step's `max_turns` (hook);
-  2. collect a group of `group_size` episodes per task from the rollout engine (or the ARPO strategy);
+  2. collect a group of `group_size` episodes per task through the rollout strategy (`ROLLOUT_STRATEGIES`), then
+     the callbacks' `on_rollouts`;
   3. reward shaping hooks per group (DAPO overlong shaping is one), then count groups whose rewards are all equal
      (`degenerate_groups`; with `dynamic_sampling` they are dropped and replaced by fresh tasks, DAPO);
-  4. advantages per group (`ADVANTAGES[config.advantage]`), per turn, broadcast onto that turn's policy tokens;
-     extra per-token advantages from hooks are added;
+  4. advantages per group (`ADVANTAGES[config.advantage]`, then the strategy's post-processing), per turn,
+     broadcast onto that turn's policy tokens; extra per-token advantages from hooks are added;
   5. `ppo_epochs` passes over shuffled mini-batches (gradient accumulation over micro-batches): the selected policy
      loss against the sampling log-probs, + β·KL to a frozen reference (if β > 0), − entropy bonus / EPO;
   6. metrics (JSONL, TensorBoard, W&B, progress bar), checkpoints, periodic evaluation; a learning curve at the end.
+Callbacks (`trainers.callbacks`) see every step begin and end, and their state is saved in the checkpoints. The
+trainer asks each piece what it needs (a loss's default aggregation and entropy use, a strategy's group size) and
+has no branch naming a method.
 
 The rollout engine is anything with `collect(task_ids, group_size, seed, split=None, options=None) ->
 list[TokenEpisode]` (the agents' `RolloutEngine`); by default one is built from `policy` and `env_id`.
@@ -34,6 +38,7 @@ from turngym.errors import ConfigError
 from turngym.trainers import hooks
 from turngym.trainers.advantages import ADVANTAGES, token_advantages
 from turngym.trainers.batch import Batch, collate, shift_entropy, shift_logprobs
+from turngym.trainers.callbacks import Callback, build_callback, callback_key
 from turngym.trainers.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -43,8 +48,9 @@ from turngym.trainers.checkpoint import (
 from turngym.trainers.config import GRPOConfig, save_interval, to_dict
 from turngym.trainers.epo import EntropyHistory, epo_beta, epo_loss, masked_mean_entropy
 from turngym.trainers.logging import MetricsLogger, plot_curves
-from turngym.trainers.losses import POLICY_LOSSES, aggregate, kl_penalty
+from turngym.trainers.losses import POLICY_LOSSES, aggregate, kl_penalty, loss_agg, needs_entropy
 from turngym.trainers.rewards import group_metrics
+from turngym.trainers.strategies import ROLLOUT_STRATEGIES
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +218,12 @@ class GRPOTrainer:
         evaluator: Callable[[GRPOTrainer], dict[str, float]] | None = None,
         task_ids: list[str] | None = None,
         rollout_policy: Any = None,
+        callbacks: list[Callback] | None = None,
     ):
         """`rollout_policy`: a second policy that generates the rollouts (e.g. `VLLMPolicy` over the same checkpoint)
         while `policy`'s model is trained; the trainer copies its weights into it (`load_weights`) before the
-        first rollout and after every update. None: `policy` generates with the trained model itself."""
+        first rollout and after every update. None: `policy` generates with the trained model itself.
+        `callbacks`: trainer callbacks run after those the config names (`config.callbacks`)."""
         cfg = config or GRPOConfig(env_id=env_id or "")
         if env_id:
             cfg = replace(cfg, env_id=env_id)
@@ -269,7 +277,28 @@ class GRPOTrainer:
         )
         self.entropy_hist = EntropyHistory(cfg.epo_momentum)
         self.step = 0
-        self.shapers = [hooks.resolve(hooks.REWARD_SHAPERS, s, "reward shaper") for s in cfg.reward_shaping]
+        self._build_hooks(callbacks)
+        self.pad_id = int(getattr(self.tokenizer, "pad_token_id", None) or 0)
+        self.vocab_size = int(getattr(getattr(self.model, "config", None), "vocab_size", 0) or 0)
+        self.out = Path(cfg.output_dir)
+        self.logger: MetricsLogger | None = None
+
+    # ---- setup helpers ---------------------------------------------------------------------------------------
+    def _build_hooks(self, callbacks: list[Callback] | None) -> None:
+        """Reward shapers, the max_turns schedule, extra advantages, the rollout strategy and the callbacks. A shaper
+        factory that returns a `Callback` also runs as one (SPA-RL fits in `on_rollouts`; SLIM is only a callback)."""
+        cfg = self.config
+        self.callbacks: list[Callback] = [build_callback(s) for s in cfg.callbacks]
+        self.shapers = []
+        for spec in cfg.reward_shaping:
+            shaper = hooks.resolve(hooks.REWARD_SHAPERS, spec, "reward shaper")
+            if isinstance(shaper, Callback):
+                self.callbacks.append(shaper)
+            if callable(shaper):
+                self.shapers.append(shaper)
+        self.callbacks += list(callbacks or [])
+        self._callbacks_begun = False
+        self._ctx: hooks.HookContext | None = None
         if cfg.overlong_max_len:
             self.shapers.append(hooks.make_dapo_overlong(cfg.overlong_max_len, cfg.overlong_cache))
         self.max_turns_fn = (
@@ -281,17 +310,8 @@ class GRPOTrainer:
             (hooks.resolve(hooks.EXTRA_ADVANTAGES, s, "extra advantage"), float(s.get("coef", 1.0)))
             for s in cfg.extra_advantages
         ]
-        self.strategy = None
-        if cfg.rollout_strategy == "arpo":
-            from turngym.trainers.arpo import ARPOStrategy
+        self.strategy = ROLLOUT_STRATEGIES.get_entry(cfg.rollout_strategy)(self.engine, self.model, cfg)
 
-            self.strategy = ARPOStrategy(self.engine, self.model, cfg)
-        self.pad_id = int(getattr(self.tokenizer, "pad_token_id", None) or 0)
-        self.vocab_size = int(getattr(getattr(self.model, "config", None), "vocab_size", 0) or 0)
-        self.out = Path(cfg.output_dir)
-        self.logger: MetricsLogger | None = None
-
-    # ---- setup helpers ---------------------------------------------------------------------------------------
     def _default_engine(self) -> Any:
         if not self.config.env_id:
             raise ConfigError("GRPOTrainer needs env_id (or an engine)")
@@ -314,9 +334,10 @@ class GRPOTrainer:
         numbers of tokens), so they use an unsharded replica, synced after every update. Returns the rollout policy."""
         from torch.distributed.fsdp import fully_shard
 
-        if self.config.rollout_strategy == "arpo":
+        if not ROLLOUT_STRATEGIES.meta(self.config.rollout_strategy)["supports_fsdp"]:
             raise ConfigError(
-                "fsdp with rollout_strategy=arpo is not supported (ARPO scores branches on the model)"
+                f"fsdp with rollout_strategy={self.config.rollout_strategy} is not supported (the strategy runs "
+                "forward passes of the trained model during rollouts)"
             )
         if rollout_policy is None:
             if not callable(getattr(policy, "replica", None)):
@@ -353,13 +374,23 @@ class GRPOTrainer:
         return time.perf_counter() - t0
 
     def hook_context(self) -> hooks.HookContext:
-        return hooks.HookContext(
-            step=self.step,
-            config=self.config,
-            model=self.model,
-            tokenizer=self.tokenizer,
-            engine=self.engine,
-        )
+        """The hooks' context of the current step (one object per step, so what hooks put in `extra` is logged)."""
+        if self._ctx is None or self._ctx.step != self.step:
+            self._ctx = hooks.HookContext(
+                step=self.step,
+                config=self.config,
+                model=self.model,
+                tokenizer=self.tokenizer,
+                engine=self.engine,
+            )
+        return self._ctx
+
+    def begin_callbacks(self) -> None:
+        """`on_train_begin` of every callback, once per trainer (train() and resume() call it)."""
+        if not self._callbacks_begun:
+            self._callbacks_begun = True
+            for cb in self.callbacks:
+                cb.on_train_begin(self)
 
     # ---- rollouts -------------------------------------------------------------------------------------------
     def step_max_turns(self) -> int | None:
@@ -375,12 +406,7 @@ class GRPOTrainer:
         seed = cfg.seed * 1_000_003 + self.step * 1000 + round_ * 100 + self.rank * 100_003
         self.model.eval()
         with torch.no_grad():
-            if self.strategy is not None:
-                eps = self.strategy.collect(task_ids, cfg.group_size, seed, cfg.split, options)
-            else:
-                eps = self.engine.collect(
-                    task_ids, cfg.group_size, seed, split=cfg.split, options=options or None
-                )
+            eps = self.strategy.collect(task_ids, cfg.group_size, seed, cfg.split, options)
         # make group ids unique across rounds (the engine numbers groups from 0 per call)
         for ep in eps:
             ep.group = (round_, ep.group)
@@ -403,8 +429,9 @@ class GRPOTrainer:
     def rollout(self) -> tuple[list[list[TokenEpisode]], dict[str, float]]:
         """Collect and shape this step's groups. Returns (groups, rollout metrics)."""
         cfg = self.config
+        self.begin_callbacks()
         groups: list[list[TokenEpisode]] = []
-        stats = {"degenerate_groups": 0, "resampled_groups": 0, "rollout_rounds": 0}
+        stats: dict[str, float] = {"degenerate_groups": 0, "resampled_groups": 0, "rollout_rounds": 0}
         needed = cfg.tasks_per_step
         all_eps: list[TokenEpisode] = []
         rounds = 1 + (cfg.dynamic_sampling_max_rounds if cfg.dynamic_sampling else 0)
@@ -415,6 +442,8 @@ class GRPOTrainer:
             eps = self._collect(tasks, r)
             all_eps += eps
             stats["rollout_rounds"] += 1
+            for cb in self.callbacks:
+                stats.update(cb.on_rollouts(self, eps) or {})
             for g in group_episodes(eps):
                 self.shape(g)
                 if is_degenerate(g):
@@ -436,8 +465,8 @@ class GRPOTrainer:
         if max_turns is not None:  # the turn limit this step ran under (schedules change it)
             stats["max_turns"] = float(max_turns)
         stats["policy_tokens"] = float(np.mean([e.num_policy_tokens for e in all_eps])) if all_eps else 0.0
-        # cost per name (cost/<name>), total cost, tool calls and invalid actions per episode, next to success
-        # (issue 11: the logs and the progress bar report them); NaN (no success this step) is left out.
+        # cost per name (cost/<name>), total cost, tool calls and invalid actions per episode, next to success;
+        # NaN (no success this step) is left out.
         for k, v in group_metrics(all_eps).items():
             if k not in stats and not math.isnan(v):
                 stats[k] = v
@@ -454,11 +483,7 @@ class GRPOTrainer:
                 [list(e.obs_keys) for e in g],
                 self.config,
             )
-            if self.config.rollout_strategy == "arpo":
-                from turngym.trainers.arpo import arpo_families, attribute_shared_prefix
-
-                advs = attribute_shared_prefix(advs, arpo_families(g))
-            out += list(zip(g, advs))
+            out += list(zip(g, self.strategy.postprocess_advantages(g, advs)))
         return out
 
     def norm_len(self) -> int:
@@ -482,17 +507,14 @@ class GRPOTrainer:
         adv = adv.to(device)
         logits = forward_logits(self.model, batch, cfg.bf16)
         logp = shift_logprobs(logits, batch.input_ids, cfg.temperature) * batch.policy_mask
-        need_ent_grad = (
-            cfg.entropy_coef > 0 or cfg.epo or (cfg.loss == "dhpo" and cfg.dhpo_mixing == "entropy")
-        )
-        if need_ent_grad:
+        if cfg.entropy_coef > 0 or cfg.epo or needs_entropy(cfg):
             ent = shift_entropy(logits, cfg.temperature)
         else:
             with torch.no_grad():
                 ent = shift_entropy(logits.detach(), cfg.temperature)
         mask = batch.policy_mask
         old = batch.old_logprobs
-        loss, m = POLICY_LOSSES[cfg.loss](
+        loss, m = POLICY_LOSSES.get_entry(cfg.loss)(
             logp, old, adv, mask, cfg, entropy=ent, norm_len=self.norm_len(), vocab_size=self.vocab_size
         )
         h = masked_mean_entropy(ent, mask)
@@ -530,6 +552,9 @@ class GRPOTrainer:
             return {}
         self.model.train()
         rng = np.random.default_rng([cfg.seed, self.step, 7])
+        token_weighted = (
+            loss_agg(cfg) == "token_mean"
+        )  # micro-batches weighted by their share of policy tokens
         beta = epo_beta(self.step, cfg.epo_beta0, cfg.epo_beta_decay, cfg.epo_beta_min)
         h_hist = self.entropy_hist.value
         sums: dict[str, float] = {}
@@ -557,7 +582,7 @@ class GRPOTrainer:
                         self._zero_pass()
                 for m0 in starts:
                     micro = mini[m0 : m0 + cfg.micro_batch_size]
-                    if (cfg.loss_agg or ("token_mean" if cfg.loss == "dapo" else "")) == "token_mean":
+                    if token_weighted:
                         w = sum(e.num_policy_tokens for e, _ in micro) / tok_total
                     else:
                         w = len(micro) / len(mini)
@@ -603,7 +628,11 @@ class GRPOTrainer:
 
     # ---- one step, the loop, checkpoints --------------------------------------------------------------------
     def train_step(self) -> dict[str, Any]:
+        self.begin_callbacks()
+        for cb in self.callbacks:
+            cb.on_step_begin(self)
         t0 = time.perf_counter()
+        ctx = self.hook_context()
         groups, stats = self.rollout()
         t1 = time.perf_counter()
         items = self.advantages(groups)
@@ -616,10 +645,19 @@ class GRPOTrainer:
             groups=len(groups),
             task_position=self.tasks.position,
         )
+        for k, v in ctx.extra.items():  # numbers hooks left in the step's context
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in stats:
+                stats[k] = float(v)
+        for cb in self.callbacks:
+            cb.on_step_end(self, stats)
         return stats
 
     def state(self) -> dict[str, Any]:
-        return {"task_position": self.tasks.position, "entropy_hist": self.entropy_hist.state_dict()}
+        return {
+            "task_position": self.tasks.position,
+            "entropy_hist": self.entropy_hist.state_dict(),
+            "callbacks": {callback_key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)},
+        }
 
     def save(self) -> Path:
         """Write a checkpoint (under FSDP every rank gathers the full model and optimizer state and writes them to
@@ -647,6 +685,7 @@ class GRPOTrainer:
         ckpt = Path(path) if path else latest_checkpoint(self.out)
         if ckpt is None:
             return False
+        self.begin_callbacks()
         if self.fsdp:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
@@ -663,6 +702,13 @@ class GRPOTrainer:
         self.step = blob["step"]
         self.tasks.position = blob["state"]["task_position"]
         self.entropy_hist.load_state_dict(blob["state"]["entropy_hist"])
+        saved = blob["state"].get("callbacks", {})
+        for i, cb in enumerate(self.callbacks):
+            key = callback_key(i, cb)
+            if key in saved:
+                cb.load_state_dict(saved[key])
+            else:
+                log.warning("checkpoint %s holds no state of callback %s; it starts fresh", ckpt, key)
         self.sync_rollout_weights()
         return True
 
@@ -674,6 +720,7 @@ class GRPOTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(__import__("json").dumps(to_dict(cfg), indent=1, default=str))
         ckpt = resume_checkpoint(self.out, resume)
+        self.begin_callbacks()
         if ckpt is not None:
             self.resume(ckpt)
             log.info("resumed at step %d of %d; continuing with step %d", self.step, cfg.steps, self.step + 1)
@@ -706,4 +753,8 @@ class GRPOTrainer:
                 plot_curves(records, self.out / "learning_curve.png")
             return records
         finally:
-            self.logger.close()
+            try:
+                for cb in self.callbacks:
+                    cb.on_train_end(self)
+            finally:
+                self.logger.close()

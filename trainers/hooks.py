@@ -5,7 +5,11 @@ Three registries, each `name -> factory(**kwargs) -> callable`; a config names t
 REWARD_SHAPERS      shaper(group: list[TokenEpisode], ctx: HookContext) -> list[list[float]]
                     Called once per group (episodes of one task), after rollouts and before advantages. Returns the
                     new per-turn rewards of every episode (same lengths as `ep.rewards`). Shapers run in config order;
-                    the env's own rewards stay in `ep.meta["env_rewards"]`.
+                    the env's own rewards stay in `ep.meta["env_rewards"]`. A shaper is a pure function of the group
+                    (no I/O, no engine, no training); what needs state or side effects is a trainer `Callback`
+                    (`trainers.callbacks`). A factory may return a `Callback` that is also callable (a shaper with
+                    state, e.g. SPA-RL's: the callback fits, the call shapes) or one that is not (SLIM, kept under
+                    `reward_shaping` for configs that name it there): the trainer runs it as a callback too.
 MAX_TURNS_SCHEDULES schedule(step: int) -> int | None
                     The `max_turns` env option for the episodes of training step `step` (None: the env default or
                     `config.max_turns`).
@@ -13,8 +17,9 @@ EXTRA_ADVANTAGES    extra(episodes: list[TokenEpisode], batch: Batch, ctx: HookC
                     Per-token advantages added (times the spec's `coef`, default 1) to the estimator's, on policy
                     tokens only. `batch` is the collated mini-batch of exactly `episodes`.
 
-A module registers by assignment: `REWARD_SHAPERS["otc"] = make_otc_shaper`. Built in here: `dapo_overlong`
-(DAPO's overlong shaping) and `stages` (a step -> max_turns table).
+A module registers with `@register_shaper("otc")` (or `register_max_turns_schedule`, `register_extra_advantage`);
+assignment (`REWARD_SHAPERS["otc"] = make_otc`) still works. Built in here: `dapo_overlong` (DAPO's overlong shaping)
+and `stages` (a step -> max_turns table).
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turngym.errors import UnknownNameError
+from turngym.trainers.registry import Registry, decorator
 
 
 @dataclass
 class HookContext:
     """What a hook may read: the training step, the config, the policy being trained (nn.Module), its tokenizer and
-    the trainer's rollout engine (SLIM plays its validation batches and sets the skills prompt through it)."""
+    the trainer's rollout engine. One context per training step: numbers a hook puts in `extra` are logged with the
+    step's metrics."""
 
     step: int
     config: Any
@@ -40,9 +47,13 @@ class HookContext:
 
 
 RewardShaper = Callable[[list, HookContext], list[list[float]]]
-REWARD_SHAPERS: dict[str, Callable[..., RewardShaper]] = {}
-MAX_TURNS_SCHEDULES: dict[str, Callable[..., Callable[[int], int | None]]] = {}
-EXTRA_ADVANTAGES: dict[str, Callable[..., Callable[..., Any]]] = {}
+_PLUGINS = ("rewards", "curricula", "distill", "skills", "progress")
+REWARD_SHAPERS = Registry("reward shaper", plugins=_PLUGINS)
+MAX_TURNS_SCHEDULES = Registry("max_turns schedule", plugins=_PLUGINS)
+EXTRA_ADVANTAGES = Registry("extra advantage", plugins=_PLUGINS)
+register_shaper = decorator(REWARD_SHAPERS)
+register_max_turns_schedule = decorator(MAX_TURNS_SCHEDULES)
+register_extra_advantage = decorator(EXTRA_ADVANTAGES)
 
 
 def overlong_penalty(length: int, max_len: int, cache: int) -> float:
@@ -84,30 +95,18 @@ def make_stages(stages: list[list[int]] | dict[str, int]) -> Callable[[int], int
     return schedule
 
 
-REWARD_SHAPERS["dapo_overlong"] = make_dapo_overlong
-MAX_TURNS_SCHEDULES["stages"] = make_stages
+register_shaper("dapo_overlong", make_dapo_overlong)
+register_max_turns_schedule("stages", make_stages)
 
 
 def resolve(registry: dict[str, Callable[..., Any]], spec: dict[str, Any], what: str) -> Any:
     """Build a hook from its `{"name": ..., **kwargs}` spec; unknown names list the registered ones."""
     kwargs = {k: v for k, v in spec.items() if k not in ("name", "coef")}
     name = spec["name"]
-    if name not in registry:
-        _load_plugins()
+    if isinstance(registry, Registry):
+        return registry.get_entry(name)(**kwargs)
     if name not in registry:
         raise UnknownNameError(
             f"unknown {what} {name!r}; registered: {', '.join(sorted(registry)) or '(none)'}"
         )
     return registry[name](**kwargs)
-
-
-def _load_plugins() -> None:
-    """Import the optional modules that register hooks (built on other branches), when present."""
-    import importlib
-
-    for mod in ("rewards", "curricula", "distill", "skills", "progress"):
-        try:
-            importlib.import_module(f"turngym.trainers.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"turngym.trainers.{mod}":
-                raise

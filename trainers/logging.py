@@ -16,7 +16,7 @@ from turngym.optional import is_available
 
 log = logging.getLogger(__name__)
 
-# what the progress bar shows live: success next to cost and tool calls (issue 11), then the loss
+# what the progress bar shows live: success next to cost and tool calls, then the loss
 LIVE_KEYS = ("reward", "success", "cost", "tool_calls", "loss", "eval_success")
 
 

@@ -3,7 +3,8 @@
 Shapes: B episodes (rows) × L token positions. `logp`, `old_logp`, `ref_logp`: [B, L] log-probs of the token at each
 position (0 where not a policy token); `adv`: [B, L] per-token advantages; `mask`: [B, L] float, 1 on policy tokens.
 Every loss returns (scalar loss, metrics dict of floats). The POLICY_LOSSES registry maps a config name to
-`fn(logp, old_logp, adv, mask, cfg, entropy=None) -> (loss, metrics)`.
+`fn(logp, old_logp, adv, mask, cfg, entropy=None, norm_len=None, vocab_size=None) -> (loss, metrics)`; a loss is
+added with `@register_loss("name", default_agg=..., clip_eps=..., needs_entropy=...)` (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from turngym.trainers.registry import Registry, decorator
+
+AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 
 
 def aggregate(per_token: Tensor, mask: Tensor, mode: str, norm_len: int | None = None) -> Tensor:
@@ -134,17 +139,59 @@ def dhpo_entropy_weight(entropy: Tensor, vocab_size: int) -> Tensor:
     return (entropy.detach() / math.log(max(vocab_size, 2))).clamp(0.0, 1.0)
 
 
-def _eps(cfg: Any, low_default: float, high_default: float | None) -> tuple[float, float]:
-    low = getattr(cfg, "clip_eps", None)
-    low = low_default if low is None else low
-    high = getattr(cfg, "clip_eps_high", None)
-    if high is None:
-        high = low if high_default is None else high_default
-    return float(low), float(high)
+PolicyLossFn = Callable[..., tuple[Tensor, dict[str, float]]]
+POLICY_LOSSES: Registry = Registry(
+    "policy loss",
+    defaults={
+        "default_agg": "seq_mean_token_mean",
+        "clip_eps": 0.2,
+        "clip_eps_high": None,
+        "needs_entropy": False,
+    },
+)
+"""name -> fn(logp, old_logp, adv, mask, cfg, entropy=None, norm_len=None, vocab_size=None) -> (loss, metrics).
+
+Metadata, what the trainer asks a loss instead of branching on its name: `default_agg` (the aggregation when
+`loss_agg` is null; with token_mean the trainer weights micro-batches by policy tokens), `clip_eps` /
+`clip_eps_high` (the clip range when the config's are null; clip_eps_high None = clip_eps), `needs_entropy`
+(bool, or a function of the config: the loss reads token entropies *with* their gradient)."""
+register_loss = decorator(POLICY_LOSSES)
+
+
+def loss_agg(cfg: Any) -> str:
+    """The aggregation a run uses: `cfg.loss_agg`, else the default its loss declares."""
+    return cfg.loss_agg or POLICY_LOSSES.meta(cfg.loss)["default_agg"]
 
 
 def default_agg(loss_name: str) -> str:
-    return {"dapo": "token_mean"}.get(loss_name, "seq_mean_token_mean")
+    """The aggregation loss `loss_name` declares as its default."""
+    return POLICY_LOSSES.meta(loss_name)["default_agg"]
+
+
+def needs_entropy(cfg: Any) -> bool:
+    """Whether the configured loss reads token entropies with their gradient (its `needs_entropy` metadata)."""
+    need = POLICY_LOSSES.meta(cfg.loss)["needs_entropy"]
+    return bool(need(cfg) if callable(need) else need)
+
+
+def clip_range(cfg: Any, loss_name: str) -> tuple[float, float]:
+    """(ε_low, ε_high): the config's clip_eps / clip_eps_high, else the defaults loss `loss_name` declares."""
+    meta = POLICY_LOSSES.meta(loss_name)
+    low = getattr(cfg, "clip_eps", None)
+    low = meta["clip_eps"] if low is None else low
+    high = getattr(cfg, "clip_eps_high", None)
+    if high is None:
+        high = low if meta["clip_eps_high"] is None else meta["clip_eps_high"]
+    return float(low), float(high)
+
+
+def _cfg(cfg: Any) -> Any:
+    """The config a loss reads its fields from: `cfg`, or the `GRPOConfig` defaults when None."""
+    if cfg is not None:
+        return cfg
+    from turngym.trainers.config import default_grpo_config
+
+    return default_grpo_config()
 
 
 def _token_loss_metrics(
@@ -157,58 +204,55 @@ def _token_loss_metrics(
     }
 
 
-def _ppo_like(
-    low_default: float, high_default: float | None
-) -> Callable[..., tuple[Tensor, dict[str, float]]]:
+def _ppo_like(name: str) -> PolicyLossFn:
     def fn(logp, old_logp, adv, mask, cfg=None, entropy=None, norm_len=None, vocab_size=None):
-        lo, hi = _eps(cfg, low_default, high_default)
+        lo, hi = clip_range(cfg, name)
         per_tok, clipped = ppo_clip_token_loss(logp, old_logp, adv, lo, hi)
-        agg = getattr(cfg, "loss_agg", None) or default_agg(getattr(cfg, "loss", "ppo_clip"))
+        agg = getattr(cfg, "loss_agg", None) or default_agg(name)
         return aggregate(per_tok, mask, agg, norm_len), _token_loss_metrics(
             per_tok, clipped, mask, logp, old_logp
         )
 
+    fn.__name__ = f"_{name}"
     return fn
 
 
+register_loss("ppo_clip", _ppo_like("ppo_clip"))  # GRPO's clipped surrogate (Shao et al. 2024)
+register_loss("dapo", _ppo_like("dapo"), default_agg="token_mean", clip_eps_high=0.28)  # Yu et al. 2025
+
+
+@register_loss("gspo", clip_eps=3e-4, clip_eps_high=4e-4)
 def _gspo(logp, old_logp, adv, mask, cfg=None, entropy=None, norm_len=None, vocab_size=None):
-    lo, hi = _eps(cfg, 3e-4, 4e-4)
+    """GSPO (Zheng et al. 2025): `gspo_loss` with the configured clip range."""
+    lo, hi = clip_range(cfg, "gspo")
     return gspo_loss(logp, old_logp, adv, mask, lo, hi)
 
 
+@register_loss("gspo_token", clip_eps=3e-4, clip_eps_high=4e-4)
 def _gspo_token(logp, old_logp, adv, mask, cfg=None, entropy=None, norm_len=None, vocab_size=None):
-    lo, hi = _eps(cfg, 3e-4, 4e-4)
+    """GSPO-token (Zheng et al. 2025): the clipped surrogate of `gspo_token_ratio`, aggregated per token."""
+    lo, hi = clip_range(cfg, "gspo_token")
     s = gspo_token_ratio(logp, old_logp, mask)
     unclipped, clipped = s * adv, torch.clamp(s, 1 - lo, 1 + hi) * adv
     per_tok = -torch.minimum(unclipped, clipped)
-    agg = getattr(cfg, "loss_agg", None) or "seq_mean_token_mean"
+    agg = getattr(cfg, "loss_agg", None) or default_agg("gspo_token")
     return aggregate(per_tok, mask, agg, norm_len), _token_loss_metrics(
         per_tok, clipped < unclipped, mask, logp, old_logp
     )
 
 
+@register_loss("dhpo", needs_entropy=lambda cfg: cfg.dhpo_mixing == "entropy")
 def _dhpo(logp, old_logp, adv, mask, cfg=None, entropy=None, norm_len=None, vocab_size=None):
-    mixing = getattr(cfg, "dhpo_mixing", "average")
-    if mixing == "entropy":
+    """DHPO ("Orchestrating Tokens and Sequences"): `dhpo_token_loss`, weight 0.5 or entropy-guided."""
+    c = _cfg(cfg)
+    if c.dhpo_mixing == "entropy":
         if entropy is None or vocab_size is None:
             raise ValueError("DHPO entropy mixing needs token entropies and the vocabulary size")
         w: Tensor | float = dhpo_entropy_weight(entropy, vocab_size)
     else:
         w = 0.5
-    per_tok, clipped = dhpo_token_loss(
-        logp, old_logp, adv, mask, getattr(cfg, "dhpo_eps_tok", 0.2), getattr(cfg, "dhpo_eps_seq", 4e-4), w
-    )
-    agg = getattr(cfg, "loss_agg", None) or "seq_mean_token_mean"
+    per_tok, clipped = dhpo_token_loss(logp, old_logp, adv, mask, c.dhpo_eps_tok, c.dhpo_eps_seq, w)
+    agg = getattr(cfg, "loss_agg", None) or default_agg("dhpo")
     return aggregate(per_tok, mask, agg, norm_len), _token_loss_metrics(
         per_tok, clipped, mask, logp, old_logp
     )
-
-
-PolicyLossFn = Callable[..., tuple[Tensor, dict[str, float]]]
-POLICY_LOSSES: dict[str, PolicyLossFn] = {
-    "ppo_clip": _ppo_like(0.2, None),
-    "dapo": _ppo_like(0.2, 0.28),
-    "gspo": _gspo,
-    "gspo_token": _gspo_token,
-    "dhpo": _dhpo,
-}

@@ -5,8 +5,9 @@ per-step rewards.
     spa = SpaRL(estimator, alpha=1.0, beta=0.5)
     each training step:  spa.update(episodes)                collect → fit  (loss (Σ_t c_t − R)², replay buffer)
                          spa_shaper(group, spa)               → r_t = α·c_t + β·g_t per turn
-    in a run:            reward_shaping: [{"name": "spa", "alpha": 1.0, "beta": 0.5}]   (`make_spa`, a hook)
-    checkpoint:          spa.state_dict() / spa.load_state_dict(...)
+    in a run:            reward_shaping: [{"name": "spa", "alpha": 1.0, "beta": 0.5}]   (`SpaCallback`: a trainer
+                         callback fits on each rollout round and logs `spa_loss`; its call is the shaper)
+    checkpoint:          spa.state_dict() / spa.load_state_dict(...)   (in the trainer's checkpoints)
 
 The contribution c_t of step t is the head applied to the backbone's hidden state at the last policy token of turn t.
 The backbone is causal, so that state has read the whole history and the action: c_t = P_φ(history, a_t), one forward
@@ -30,12 +31,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from turngym.errors import ConfigError
 from turngym.optional import require
+from turngym.trainers.callbacks import Callback
+from turngym.trainers.hooks import register_shaper
 
 if TYPE_CHECKING:
     import torch
@@ -150,6 +152,14 @@ class ProgressEstimator(_module_base()):  # type: ignore[misc]
         return self.contributions_from_features(self.features(ep))
 
 
+def _check_fit(fit_epochs: int, batch_size: int, buffer_size: int) -> None:
+    if fit_epochs < 0 or batch_size < 1 or buffer_size < 1:
+        raise ConfigError(
+            f"spa: fit_epochs >= 0, batch_size >= 1 and buffer_size >= 1 are required, got {fit_epochs}, "
+            f"{batch_size}, {buffer_size}"
+        )
+
+
 class SpaRL:
     """SPA-RL's part of a training run: a replay buffer of (step features, R), the estimator fit, the shaping.
 
@@ -172,8 +182,7 @@ class SpaRL:
     ):
         import torch
 
-        if fit_epochs < 0 or batch_size < 1 or buffer_size < 1:
-            raise ConfigError("spa: fit_epochs >= 0, batch_size >= 1 and buffer_size >= 1 are required")
+        _check_fit(fit_epochs, batch_size, buffer_size)
         self.estimator = estimator
         self.alpha, self.beta = alpha, beta
         self.fit_epochs, self.batch_size = fit_epochs, batch_size
@@ -272,19 +281,16 @@ def spa_shaper(group: Sequence[TokenEpisode], spa: SpaRL) -> list[list[float]]:
     return [spa.step_rewards(ep) for ep in group]
 
 
-def _policy_backbone(ctx: Any) -> tuple[Any, int]:
+def _policy_backbone(model: Any, config: Any) -> tuple[Any, int]:
     """A frozen snapshot of the initial policy's backbone: loaded from `config.model` when the run has a checkpoint
-    path (stable across resumes), else a deep copy of the policy at the first call."""
+    path (stable across resumes), else a deep copy of `model` (the trained policy when training begins)."""
     import copy
 
-    path = getattr(ctx.config, "model", "") if ctx is not None else ""
+    path = getattr(config, "model", "") if config is not None else ""
     if path:
         return _load_backbone(str(path))
-    model = getattr(ctx, "model", None)
     if model is None:
-        raise ConfigError(
-            "spa: backbone 'policy' needs the trainer's model (HookContext.model) or config.model"
-        )
+        raise ConfigError("spa: backbone 'policy' needs the trainer's model or config.model")
     bb = getattr(model, "base_model", model)
     bb = copy.deepcopy(bb).eval()
     return bb, int(model.config.hidden_size)
@@ -303,73 +309,105 @@ def _load_backbone(spec: str) -> tuple[Any, int]:
     return bb, int(bb.config.hidden_size)
 
 
-def make_spa(
-    alpha: float = 1.0,
-    beta: float = 0.5,
-    backbone: str = "policy",
-    head_hidden: int = 64,
-    train_backbone: bool = False,
-    lr: float = 1e-3,
-    fit_epochs: int = 4,
-    batch_size: int = 32,
-    buffer_size: int = 512,
-    seed: int = 0,
-    state_file: str | None = "spa_estimator.pt",
-) -> Callable[[Sequence[TokenEpisode], Any], list[list[float]]]:
-    """Hook factory (config `{"name": "spa", "alpha": 1, "beta": 0.5}`): the SPA-RL stage of a run.
+class SpaCallback(Callback):
+    """SPA-RL inside `GRPOTrainer`: a trainer callback that owns the estimator, and the step-reward shaper.
 
-    Each call (one group): collect the group into the replay buffer → fit → return r_t = α·c_t + β·g_t. `backbone`:
-    "policy" (a frozen snapshot of the initial policy, see `_policy_backbone`) or a transformers checkpoint path.
-    The estimator's state is saved to `<output_dir>/<state_file>` after each fit and reloaded when the file exists
-    at start (resume); `state_file=None` turns that off.
+    on_train_begin   builds the estimator: `backbone` "policy" (a frozen snapshot of the initial policy, see
+                     `_policy_backbone`) or a transformers checkpoint path, a fresh head seeded with `seed`
+    on_rollouts      group by group: collect → fit (on the env rewards) → score the group's episodes with the
+                     estimator just fitted (r_t = α·c_t + β·g_t); logs the last fit's `spa_loss`
+    __call__         the reward shaper: the step rewards scored for each episode of the group (an episode not seen
+                     by on_rollouts is scored with the current estimator); no fitting, no I/O
+    state_dict       the estimator's head (and backbone when trained) and optimizer: saved in the trainer's
+                     checkpoints, restored on resume
+
+    Config: `reward_shaping: [{name: spa, alpha: 1, beta: 0.5, ...}]` (the shaper and its callback in one entry).
     """
-    holder: dict[str, SpaRL] = {}
 
-    def build(ctx: Any) -> SpaRL:
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 0.5,
+        backbone: str = "policy",
+        head_hidden: int = 64,
+        train_backbone: bool = False,
+        lr: float = 1e-3,
+        fit_epochs: int = 4,
+        batch_size: int = 32,
+        buffer_size: int = 512,
+        seed: int = 0,
+    ):
+        _check_fit(fit_epochs, batch_size, buffer_size)
+        self.alpha, self.beta, self.backbone = alpha, beta, backbone
+        self.head_hidden, self.train_backbone = head_hidden, train_backbone
+        self.lr, self.fit_epochs, self.batch_size, self.buffer_size, self.seed = (
+            lr,
+            fit_epochs,
+            batch_size,
+            buffer_size,
+            seed,
+        )
+        self.spa: SpaRL | None = None
+        self._scored: dict[int, list[float]] = {}  # id(episode) -> its step rewards, this step
+
+    def build(self, model: Any = None, config: Any = None) -> SpaRL:
+        """The estimator and its `SpaRL` over the policy `model` (snapshot) or `config.model` / `backbone`."""
         import torch
 
-        if backbone == "policy":
-            bb, hidden = _policy_backbone(ctx)
+        if self.backbone == "policy":
+            bb, hidden = _policy_backbone(model, config)
         else:
-            bb, hidden = _load_backbone(backbone)
-        torch.manual_seed(seed)
-        est = ProgressEstimator(bb, hidden, head_hidden=head_hidden, train_backbone=train_backbone)
-        dev = next(bb.parameters()).device
-        est.head.to(dev)
-        spa = SpaRL(est, alpha, beta, lr, fit_epochs, batch_size, buffer_size, seed)
-        path = _state_path(ctx)
-        if path is not None and path.exists():
-            spa.load_state_dict(torch.load(path, weights_only=False))
-            log.info("spa: estimator state loaded from %s", path)
-        return spa
+            bb, hidden = _load_backbone(self.backbone)
+        with torch.random.fork_rng(devices=[]):  # the head's init from `seed`, the run's RNG untouched
+            torch.manual_seed(self.seed)
+            est = ProgressEstimator(
+                bb, hidden, head_hidden=self.head_hidden, train_backbone=self.train_backbone
+            )
+        est.head.to(next(bb.parameters()).device)
+        self.spa = SpaRL(
+            est, self.alpha, self.beta, self.lr, self.fit_epochs, self.batch_size, self.buffer_size, self.seed
+        )
+        return self.spa
 
-    def _state_path(ctx: Any) -> Path | None:
-        out = getattr(getattr(ctx, "config", None), "output_dir", None)
-        return Path(out) / state_file if (out and state_file) else None
+    def _live(self) -> SpaRL:
+        if self.spa is None:
+            raise ConfigError(
+                "spa: the estimator is not built yet (the trainer builds it in on_train_begin; outside a trainer "
+                "call build(model, config))"
+            )
+        return self.spa
 
-    def shaper(group: Sequence[TokenEpisode], ctx: Any = None) -> list[list[float]]:
-        import torch
+    def on_train_begin(self, trainer: Any) -> None:
+        if self.spa is None:
+            self.build(trainer.model, trainer.config)
 
-        if "spa" not in holder:
-            holder["spa"] = build(ctx)
-        spa = holder["spa"]
-        spa.update(group)
-        path = _state_path(ctx)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(spa.state_dict(), path)
-        if ctx is not None and hasattr(ctx, "extra"):
-            ctx.extra["spa_loss"] = spa.last_loss
-        return spa_shaper(group, spa)
+    def on_step_begin(self, trainer: Any) -> None:
+        self._scored.clear()
 
-    shaper.spa = holder  # type: ignore[attr-defined]  # the live SpaRL, for inspection
-    return shaper
+    def on_rollouts(self, trainer: Any, episodes: list[Any]) -> dict[str, float]:
+        spa = self._live()
+        groups: dict[Any, list[Any]] = {}
+        for ep in episodes:
+            groups.setdefault(ep.group, []).append(ep)
+        loss = float("nan")
+        for group in groups.values():
+            loss = spa.update(group)
+            for ep, rewards in zip(group, spa_shaper(group, spa)):
+                self._scored[id(ep)] = rewards
+        return {"spa_loss": loss}
+
+    def __call__(self, group: Sequence[TokenEpisode], ctx: Any = None) -> list[list[float]]:
+        spa = self._live()
+        return [self._scored[id(ep)] if id(ep) in self._scored else spa.step_rewards(ep) for ep in group]
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._live().state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._live().load_state_dict(state)
 
 
-def _register() -> None:
-    from turngym.trainers import hooks
-
-    hooks.REWARD_SHAPERS["spa"] = make_spa
-
-
-_register()
+@register_shaper("spa")
+def make_spa(**kwargs: Any) -> SpaCallback:
+    """Config factory (`reward_shaping: [{"name": "spa", "alpha": 1, "beta": 0.5}]`): a `SpaCallback`."""
+    return SpaCallback(**kwargs)

@@ -7,7 +7,7 @@ GiGPO's step level reads). Step-level shapers (SPA-RL, in `trainers.progress`) r
 
     hc_grpo(group, lam, weights) / otc(group, alpha, c) -> list[list[float]]   one list of per-turn rewards per episode
     make_hc_grpo(**cfg) / make_otc(**cfg) -> shaper(group, ctx)                  the trainer's hook factories,
-                                                                                 registered in `hooks.REWARD_SHAPERS`
+                                                                                 registered with `hooks.register_shaper`
 
 Everything reads the env's info schema (`envs/core.py`): `info["cost"]` (named costs of one step), `info["total_cost"]`,
 `info["tool_calls"]` (episode so far) and `info["success"]`. `episode_metrics` / `group_metrics` give the numbers the
@@ -259,9 +259,13 @@ def _base_check(value: str, allowed: tuple[str, ...], who: str) -> None:
 def _register() -> None:
     from turngym.trainers import hooks
 
-    hooks.REWARD_SHAPERS.update(
-        hc_grpo=make_hc_grpo, otc=make_otc, zero=make_zero, invalid_penalty=make_invalid_penalty
-    )
+    for name, factory in (
+        ("hc_grpo", make_hc_grpo),
+        ("otc", make_otc),
+        ("zero", make_zero),
+        ("invalid_penalty", make_invalid_penalty),
+    ):
+        hooks.register_shaper(name, factory)
 
 
 _register()

@@ -7,6 +7,8 @@ Every K training steps (`SlimManager.update(step, evaluate)`):
     its failed trajectories (`TeacherSkillWriter`: a teacher model) or from the expert's plan (`ExpertPlanWriter`).
 Between updates the trainer reports finished episodes with `observe(episodes)` (failure tracking).
 The history (added / retired / valued, with Δ and step) goes to `history` (and JSONL); `plot_history` draws it.
+In a GRPO run SLIM is a trainer callback (`SlimLifecycle` over a manager you built, or `SlimCallback` from the
+config: `callbacks: [{name: slim, ...}]`): the update before a step's rollouts, failure tracking after them.
 
 The skill bank is duck-typed (turngym choice, the minimal interface SLIM needs): `bank.skills: dict[name, skill]`,
 `bank.add(skill)`, `bank.remove(name)`, a skill has `name`, `description`, `body`. The agents' `SkillBank` /
@@ -17,6 +19,7 @@ with that view in the agent's prompt (e.g. a `PromptContext(skills=view)` prompt
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import deque
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from turngym.errors import ConfigError
+from turngym.trainers.callbacks import Callback, register_callback
+from turngym.trainers.hooks import register_shaper
 
 log = logging.getLogger(__name__)
 
@@ -243,118 +248,159 @@ def engine_evaluator(
     return evaluate
 
 
-def slim_hook(
-    manager: SlimManager,
-    evaluate: Callable[[Sequence[str]], float],
-    on_update: Callable[[dict[str, Any]], None] | None = None,
-) -> Callable[..., list[list[float]]]:
-    """SLIM inside a GRPO run, as a reward-shaping hook that leaves rewards unchanged: each group is observed (failure
-    tracking) and, at the first group of every K-th step, the lifecycle update runs. Register it by name:
-    `hooks.REWARD_SHAPERS["slim"] = lambda: slim_hook(manager, engine_evaluator(engine, bank, val_ids))`, then
-    `reward_shaping: [{"name": "slim"}]`. `on_update(report)` runs after each lifecycle update that ran (persistence)."""
-    seen: set[int] = set()
+class SlimLifecycle(Callback):
+    """SLIM inside a GRPO run, as a trainer callback: before each step's rollouts (`on_step_begin`) the lifecycle
+    update of `manager` runs (every K-th step: validation rollouts through `evaluate`, retire, expand); every rollout
+    round's episodes are observed for failure tracking (`on_rollouts`). `on_update(report)` runs after each update
+    that ran (persistence). Logs `slim_skills` (active skills) and, at an update, `slim_val_success`."""
 
-    def shaper(group: Sequence[Any], ctx: Any = None) -> list[list[float]]:
-        step = int(getattr(ctx, "step", 0))
-        if step not in seen:
-            seen.add(step)
-            rep = manager.update(step, evaluate)
-            if rep["ran"]:
-                log.info(
-                    "SLIM step %d: active %s, retired %s, added %s",
-                    step,
-                    rep["active"],
-                    rep["retired"],
-                    rep["added"],
-                )
-                if on_update is not None:
-                    on_update(rep)
-        manager.observe(group)
-        return [list(map(float, ep.rewards)) for ep in group]
+    def __init__(
+        self,
+        manager: SlimManager,
+        evaluate: Callable[[Sequence[str]], float] | None,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+    ):
+        self.manager, self.evaluate, self.on_update = manager, evaluate, on_update
+        self._report: dict[str, Any] = {}
 
-    return shaper
+    def on_step_begin(self, trainer: Any) -> None:
+        step = int(trainer.step)
+        rep = self.manager.update(step, self.evaluate)
+        self._report = rep
+        if rep["ran"]:
+            log.info(
+                "SLIM step %d: active %s, retired %s, added %s",
+                step,
+                rep["active"],
+                rep["retired"],
+                rep["added"],
+            )
+            if self.on_update is not None:
+                self.on_update(rep)
+
+    def on_rollouts(self, trainer: Any, episodes: list[Any]) -> dict[str, float]:
+        self.manager.observe(episodes)
+        out = {"slim_skills": float(len(self.manager.active))}
+        if "success" in self._report:
+            out["slim_val_success"] = float(self._report["success"])
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "manager": self.manager.state_dict(),
+            "bank": [dataclasses.asdict(sk) for sk in self.manager.bank.skills.values()],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        bank = self.manager.bank
+        for name in list(bank.skills):
+            bank.remove(name)
+        cls = _skill_class(bank)
+        for row in state["bank"]:
+            bank.add(cls(**row))
+        self.manager.load_state_dict(state["manager"])
 
 
-def make_slim(
-    bank: str = "",
-    val_tasks: int = 8,
-    val_split: str | None = None,
-    val_seed: int = 0,
-    k: int = 3,
-    writer: str = "expert",
-    every: int = 10,
-    delta: float = 0.0,
-    min_exposure: int = 20,
-    fail_rate: float = 0.5,
-    window: int = 16,
-    min_failures: int = 4,
-    max_skills: int = 16,
-    state_file: str | None = "slim_state.json",
-) -> Callable[..., list[list[float]]]:
-    """Hook factory (config `reward_shaping: [{name: slim, bank: skills.json, val_tasks: 8, every: 10, ...}]`): SLIM
-    selected from a config or the CLI, inside `GRPOTrainer`.
+def _skill_class(bank: Any) -> Any:
+    from turngym.agents.memory import Skill
 
-    At the first group it builds, from the trainer's context: the skill bank (`bank`: a `SkillBank` JSON file, or
-    empty), the rollout engine's prompt hook `PromptContext(skills=bank, k)` (training rollouts see the active skills),
-    the validation batch (the first `val_tasks` tasks of `val_split`, default the training split, seed `val_seed`:
+    return next((type(sk) for sk in bank.skills.values()), Skill)
+
+
+class SlimCallback(SlimLifecycle):
+    """SLIM selected from a config or the CLI (`callbacks: [{name: slim, bank: skills.json, val_tasks: 8, every: 10,
+    ...}]`, or the same entry under `reward_shaping`, where earlier configs put it).
+
+    At `on_train_begin` it builds, from the trainer: the skill bank (`bank`: a `SkillBank` JSON file, or empty), the
+    rollout engine's prompt hook `PromptContext(skills=bank, k)` (training rollouts see the active skills), the
+    validation batch (the first `val_tasks` tasks of `val_split`, default the training split, seed `val_seed`:
     common random numbers for every leave-one-out subset), the writer (`expert`: `ExpertPlanWriter` on the trainer's
-    env; `none`: no expansion) and a `SlimManager` with the `SlimConfig` fields given here. Writes into the run's
-    output_dir: `skills.jsonl` (history), `skills.png` (plot), and after each lifecycle update `skills_bank.json` +
-    `state_file` (records, history), from which a resumed run continues.
+    env; `none`: no expansion) and a `SlimManager` with the `SlimConfig` fields given here. The bank and the
+    manager's records are saved in the trainer's checkpoints (a resumed run continues from them). After each
+    lifecycle update it writes into the run's output_dir: `skills.jsonl` (history), `skills.png` (plot),
+    `skills_bank.json` and `state_file` (records and history, JSON; None: not written).
     """
-    cfg = SlimConfig(every, delta, min_exposure, fail_rate, window, min_failures, max_skills)
-    if writer not in ("expert", "none"):
-        raise ConfigError(f"slim: writer must be 'expert' or 'none', got {writer!r}")
-    if val_tasks < 1:
-        raise ConfigError(f"slim: val_tasks must be >= 1, got {val_tasks}")
-    live: dict[str, Any] = {}
 
-    def build(ctx: Any) -> None:
+    def __init__(
+        self,
+        bank: str = "",
+        val_tasks: int = 8,
+        val_split: str | None = None,
+        val_seed: int = 0,
+        k: int = 3,
+        writer: str = "expert",
+        every: int = 10,
+        delta: float = 0.0,
+        min_exposure: int = 20,
+        fail_rate: float = 0.5,
+        window: int = 16,
+        min_failures: int = 4,
+        max_skills: int = 16,
+        state_file: str | None = "slim_state.json",
+    ):
+        self.slim_config = SlimConfig(every, delta, min_exposure, fail_rate, window, min_failures, max_skills)
+        if writer not in ("expert", "none"):
+            raise ConfigError(f"slim: writer must be 'expert' or 'none', got {writer!r}")
+        if val_tasks < 1:
+            raise ConfigError(f"slim: val_tasks must be >= 1, got {val_tasks}")
+        self.bank_file, self.val_tasks, self.val_split, self.val_seed, self.k = (
+            bank,
+            val_tasks,
+            val_split,
+            val_seed,
+            k,
+        )
+        self.writer, self.state_file = writer, state_file
+        self.out: Path | None = None
+        super().__init__(SlimManager(_empty_bank(), self.slim_config), None, self._persist)
+
+    def on_train_begin(self, trainer: Any) -> None:
         from turngym.agents.memory import PromptContext, Skill, SkillBank
         from turngym.trainers.grpo import split_task_ids
 
-        engine = getattr(ctx, "engine", None)
-        tcfg = getattr(ctx, "config", None)
-        if engine is None or tcfg is None or not getattr(tcfg, "env_id", ""):
+        engine, tcfg = trainer.engine, trainer.config
+        if engine is None or not getattr(tcfg, "env_id", ""):
             raise ConfigError(
                 "slim: needs the trainer's rollout engine and env_id (use it inside GRPOTrainer)"
             )
-        out = Path(getattr(tcfg, "output_dir", ".") or ".")
-        state_path = out / state_file if state_file else None
-        resumed = state_path is not None and state_path.exists() and (out / "skills_bank.json").exists()
-        skills = (
-            SkillBank.load(out / "skills_bank.json")
-            if resumed
-            else (SkillBank.load(bank) if bank else SkillBank())
-        )
-        if engine.prompt_hook is not None:
+        self.out = Path(tcfg.output_dir or ".")
+        skills = SkillBank.load(self.bank_file) if self.bank_file else SkillBank()
+        if getattr(engine, "prompt_hook", None) is not None:
             log.warning("slim: replacing the engine's prompt_hook with the skill bank's PromptContext")
-        engine.prompt_hook = PromptContext(skills=skills, k=k)
-        split = val_split or tcfg.split
-        ids = split_task_ids(tcfg.env_id, tcfg.env_kwargs, split)[:val_tasks]
-        wr = ExpertPlanWriter(tcfg.env_id, Skill, tcfg.env_kwargs) if writer == "expert" else None
-        manager = SlimManager(skills, cfg, wr, history_path=None if resumed else out / "skills.jsonl")
-        if resumed:
-            manager.load_state_dict(json.loads(state_path.read_text()))
-            log.info("slim: state loaded from %s (%d active skills)", state_path, len(skills.skills))
-        manager.history_path = out / "skills.jsonl"
+        engine.prompt_hook = PromptContext(skills=skills, k=self.k)
+        split = self.val_split or tcfg.split
+        ids = split_task_ids(tcfg.env_id, tcfg.env_kwargs, split)[: self.val_tasks]
+        wr = ExpertPlanWriter(tcfg.env_id, Skill, tcfg.env_kwargs) if self.writer == "expert" else None
+        self.manager = SlimManager(skills, self.slim_config, wr)
+        self.evaluate = engine_evaluator(engine, skills, ids, seed=self.val_seed, split=split, k=self.k)
 
-        def persist(_report: dict[str, Any]) -> None:
-            skills.save(out / "skills_bank.json")
-            if state_path is not None:
-                state_path.write_text(json.dumps(manager.state_dict()))
-            plot_history(manager.history, out / "skills.png")
+    def on_train_end(self, trainer: Any) -> None:
+        self._persist({})
 
-        evaluate = engine_evaluator(engine, skills, ids, seed=val_seed, split=split, k=k)
-        live.update(manager=manager, bank=skills, hook=slim_hook(manager, evaluate, on_update=persist))
+    def _persist(self, _report: dict[str, Any]) -> None:
+        if self.out is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.manager.bank.save(self.out / "skills_bank.json")
+        with open(self.out / "skills.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in self.manager.history)
+        if self.state_file:
+            (self.out / self.state_file).write_text(json.dumps(self.manager.state_dict()))
+        plot_history(self.manager.history, self.out / "skills.png")
 
-    def shaper(group: Sequence[Any], ctx: Any = None) -> list[list[float]]:
-        if not live:
-            build(ctx)
-        return live["hook"](group, ctx)
 
-    shaper.slim = live  # type: ignore[attr-defined]  # the live manager and bank, for inspection
-    return shaper
+def _empty_bank() -> Any:
+    from turngym.agents.memory import SkillBank
+
+    return SkillBank()
+
+
+@register_shaper("slim")
+@register_callback("slim")
+def make_slim(**kwargs: Any) -> SlimCallback:
+    """Config factory (`callbacks: [{name: slim, ...}]`; `reward_shaping: [{name: slim, ...}]` also works): a
+    `SlimCallback`, which runs as a callback only (SLIM changes no reward)."""
+    return SlimCallback(**kwargs)
 
 
 # ---- writers: where a new skill comes from ---------------------------------------------------------------------
@@ -496,12 +542,3 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def _register() -> None:
-    from turngym.trainers import hooks
-
-    hooks.REWARD_SHAPERS["slim"] = make_slim
-
-
-_register()

@@ -14,6 +14,7 @@ from turngym.agents.trajectory import TokenEpisode  # noqa: E402
 from turngym.errors import ConfigError  # noqa: E402
 from turngym.trainers.progress import (  # noqa: E402
     ProgressEstimator,
+    SpaCallback,
     SpaRL,
     grounding,
     make_spa,
@@ -134,15 +135,15 @@ def test_state_dict_roundtrip():
     assert spa2.fitted_steps == 1
 
 
-class Ctx:
-    """What the trainer's HookContext carries that the SPA hook reads: step, config, model, extra."""
+class Trainer:
+    """What SpaCallback reads from the trainer: its model and config (`model`: a checkpoint path or '')."""
 
     def __init__(self, model, out):
-        self.step, self.model, self.extra = 0, model, {}
+        self.step, self.model = 0, model
         self.config = type("Cfg", (), {"model": "", "output_dir": str(out)})()
 
 
-def test_spa_hook_snapshots_the_policy_and_persists_its_state(tmp_path):
+def test_spa_callback_snapshots_the_policy_fits_on_rollouts_and_restores_its_state(tmp_path):
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(
         vocab_size=16,
@@ -154,33 +155,39 @@ def test_spa_hook_snapshots_the_policy_and_persists_its_state(tmp_path):
         max_position_embeddings=128,
     )
     policy = transformers.LlamaForCausalLM(cfg)
-    hook = make_spa(alpha=1.0, beta=0.5, fit_epochs=2, lr=1e-2)
+    cb = make_spa(alpha=1.0, beta=0.5, fit_epochs=2, lr=1e-2)
     group = [episode([GOOD, 4]), episode([5, 6, GOOD])]
-    out = hook(group, Ctx(policy, tmp_path))
-    assert [len(r) for r in out] == [2, 3]
-    spa = hook.spa["spa"]
+    with pytest.raises(ConfigError, match="not built"):
+        cb(group)
+    cb.on_train_begin(Trainer(policy, tmp_path))
+    spa = cb.spa
     assert spa.estimator.backbone is not policy.base_model  # a frozen snapshot, not the policy itself
     assert not any(p.requires_grad for p in spa.estimator.backbone.parameters())
     assert all(p.requires_grad for p in policy.parameters())  # the policy is untouched
-    assert (tmp_path / "spa_estimator.pt").exists()
-    # a new hook in the same run folder resumes the estimator
-    hook2 = make_spa(alpha=1.0, beta=0.5, fit_epochs=0)
-    out2 = hook2(group, Ctx(policy, tmp_path))
-    assert out2[0] == pytest.approx(spa_shaper(group[:1], spa)[0], abs=1e-5)
-    assert hook2.spa["spa"].fitted_steps == 2
+    before = cb(group)
+    metrics = cb.on_rollouts(None, group)
+    assert set(metrics) == {"spa_loss"} and math.isfinite(metrics["spa_loss"]) and spa.fitted_steps == 1
+    out = cb(group)
+    assert [len(r) for r in out] == [2, 3] and out != before  # the fit changed the shaped rewards
+    assert cb(group) == out == spa_shaper(group, spa)  # shaping is pure: calling again changes nothing
+    assert not any(tmp_path.iterdir())  # no files: the state goes into the trainer's checkpoints
+    cb2 = make_spa(alpha=1.0, beta=0.5, fit_epochs=0)
+    cb2.on_train_begin(Trainer(policy, tmp_path))
+    cb2.load_state_dict(cb.state_dict())
+    assert cb2(group[:1])[0] == pytest.approx(out[0], abs=1e-5)
+    assert cb2.spa.fitted_steps == 1
 
 
 def test_selected_by_name_from_the_trainer_config():
     from turngym.trainers import hooks
 
-    hook = hooks.resolve(
-        hooks.REWARD_SHAPERS, {"name": "spa", "alpha": 2.0, "fit_epochs": 1}, "reward shaper"
-    )
-    assert callable(hook) and hook.spa == {}  # built lazily at the first group (it needs the trainer's model)
+    cb = hooks.resolve(hooks.REWARD_SHAPERS, {"name": "spa", "alpha": 2.0, "fit_epochs": 1}, "reward shaper")
+    assert isinstance(cb, SpaCallback) and callable(cb) and cb.spa is None  # built at on_train_begin
 
 
 def test_spa_with_gigpo_in_the_trainer_loop(tmp_path):
     from tests.trainers.bandit import BanditEngine, tiny_model
+    from turngym.trainers.checkpoint import latest_checkpoint
     from turngym.trainers.config import GRPOConfig
     from turngym.trainers.grpo import GRPOTrainer
 
@@ -202,24 +209,37 @@ def test_spa_with_gigpo_in_the_trainer_loop(tmp_path):
         reward_shaping=[{"name": "spa", "alpha": 1.0, "beta": 0.5, "fit_epochs": 2}],
     )
     trainer = GRPOTrainer(model, config=cfg, engine=BanditEngine(model, {"0": {4, 5, 6, 7}, "1": {8, 9}}))
+    cb = trainer.callbacks[0]
+    assert trainer.shapers == [cb]  # one config entry: the shaper and its callback
     recs = trainer.train()
     assert len(recs) == 3 and all(math.isfinite(r["reward"]) for r in recs)
-    state = torch.load(tmp_path / "spa_estimator.pt", weights_only=False)
-    assert state["fitted_steps"] == 3 * 2  # one fit per group, 2 groups a step
+    assert all(math.isfinite(r["spa_loss"]) for r in recs)  # the estimator's loss reaches metrics.jsonl
+    assert cb.spa.fitted_steps == 3 * 2  # one fit per group, each group scored right after its fit
     # every shaped reward is α·c + β·1 (all bandit actions are valid): reward − env_reward is not identically 0
     assert any(abs(r["reward"] - r["env_reward"]) > 1e-6 for r in recs)
+    blob = torch.load(latest_checkpoint(tmp_path) / "trainer.pt", weights_only=False)
+    (state,) = blob["state"]["callbacks"].values()
+    assert state["fitted_steps"] == 6
+    # a resumed trainer (the same initial policy) snapshots it again and gets the fitted head from the checkpoint
+    fresh = tiny_model()
+    again = GRPOTrainer(fresh, config=cfg, engine=BanditEngine(fresh, {"0": {4, 5, 6, 7}, "1": {8, 9}}))
+    assert again.resume()
+    ep = episode([GOOD, 4])
+    assert again.callbacks[0].spa.contributions(ep) == pytest.approx(cb.spa.contributions(ep))
 
 
-def test_spa_hook_loads_the_initial_policy_from_config_model(tmp_path):
+def test_spa_callback_loads_the_initial_policy_from_config_model(tmp_path):
     """With `config.model` set (a CLI run), the snapshot is the initial checkpoint, so a resumed run scores with the
     same frozen features."""
     backbone, h = tiny_backbone()
     cfg = backbone.config
     transformers.LlamaForCausalLM(cfg).save_pretrained(tmp_path / "init")
-    ctx = Ctx(None, tmp_path / "run")
-    ctx.config.model = str(tmp_path / "init")
-    hook = make_spa(fit_epochs=1, state_file=None)
-    assert [len(r) for r in hook([episode([GOOD, 4])], ctx)] == [2]
-    bb = hook.spa["spa"].estimator.backbone
+    trainer = Trainer(None, tmp_path / "run")
+    trainer.config.model = str(tmp_path / "init")
+    cb = make_spa(fit_epochs=1)
+    cb.on_train_begin(trainer)
+    cb.on_rollouts(trainer, [episode([GOOD, 4])])
+    assert [len(r) for r in cb([episode([GOOD, 4])])] == [2]
+    bb = cb.spa.estimator.backbone
     assert type(bb).__name__ == "LlamaModel" and not any(p.requires_grad for p in bb.parameters())
-    assert not (tmp_path / "run").exists()  # state_file=None: nothing written
+    assert not (tmp_path / "run").exists()  # nothing written

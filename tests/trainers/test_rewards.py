@@ -250,8 +250,11 @@ def test_every_piece_is_selectable_from_cli_overrides():
             'extra_advantages=[{"name": "exopd", "teacher": "hf:/nowhere", "tcod": {"d0": 1, "every": 10}}]',
         ],
     )
+    from turngym.trainers.callbacks import Callback
+
     shapers = [hooks.resolve(hooks.REWARD_SHAPERS, s, "reward shaper") for s in cfg.reward_shaping]
-    assert all(callable(s) for s in shapers) and len(shapers) == 4
+    assert [callable(s) for s in shapers] == [True, True, True, False]  # SLIM changes no reward: a callback only
+    assert [isinstance(s, Callback) for s in shapers] == [False, False, True, True]  # SPA: shaper + callback
     assert hooks.resolve(hooks.MAX_TURNS_SCHEDULES, cfg.max_turns_schedule, "schedule")(60) == 20
     extra = hooks.resolve(hooks.EXTRA_ADVANTAGES, cfg.extra_advantages[0], "extra advantage")
     assert callable(extra)  # the teacher loads lazily, at the first call

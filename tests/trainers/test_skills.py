@@ -14,6 +14,7 @@ from turngym.errors import ConfigError
 from turngym.trainers.skills import (
     ExpertPlanWriter,
     SlimConfig,
+    SlimLifecycle,
     SlimManager,
     TeacherSkillWriter,
     active_counts,
@@ -22,7 +23,6 @@ from turngym.trainers.skills import (
     marginal_values,
     plot_history,
     read_history,
-    slim_hook,
     subset_bank,
 )
 
@@ -150,25 +150,30 @@ def test_engine_evaluator_and_hook_in_a_run():
     assert evaluate(["a", "b"]) == 1.0 and evaluate(["b"]) == 0.0
     assert "- a:" not in eng.prompts[-1] and eng.prompt_hook is None  # restored
     slim = SlimManager(bank, SlimConfig(every=2, min_exposure=2))
-    hook = slim_hook(slim, evaluate)
+    cb = SlimLifecycle(slim, evaluate)
     group = [SimpleNamespace(success=False, task_id="t-1", rewards=[0.0, 1.0], meta={})]
     for step in range(1, 5):
-        assert hook(group, SimpleNamespace(step=step)) == [[0.0, 1.0]]
+        cb.on_step_begin(SimpleNamespace(step=step))
+        assert cb.on_rollouts(None, group)["slim_skills"] == len(slim.active)
+    assert slim.outcomes["t"] and len(slim.outcomes["t"]) == 4  # every round observed
     assert slim.active == ["a"]  # b: Δ = 0 after 2 steps of exposure -> retired at step 2
     assert [r["event"] for r in slim.history if r["skill"] == "b"] == ["added", "valued", "retired"]
 
 
 @pytest.mark.slow
 def test_slim_from_the_config_in_a_grpo_run_and_resumed(lock_id, tmp_path):
-    """`reward_shaping: [{name: slim, ...}]` (config/CLI): inside GRPOTrainer on a real env the shaper builds the bank
-    from a JSON file, puts it in the engine's prompt, values and retires skills on the validation batch, expands a
-    failing task type from the expert's plan, and persists bank + state so a second run continues from them."""
+    """`reward_shaping: [{name: slim, ...}]` (config/CLI): inside GRPOTrainer on a real env SLIM runs as a callback:
+    it builds the bank from a JSON file, puts it in the engine's prompt, values and retires skills on the validation
+    batch, expands a failing task type from the expert's plan, logs its numbers, and its bank and records are saved in
+    the checkpoints, so a resumed run continues from them."""
     import json
 
     from turngym.agents.backends.tiny import tiny_policy
     from turngym.agents.memory import PromptContext
     from turngym.trainers.config import GRPOConfig, load_config
     from turngym.trainers.grpo import GRPOTrainer
+    from turngym.trainers.logging import read_metrics
+    from turngym.trainers.skills import SlimCallback
 
     Bank([Skill("noise-1", "unrelated", "hum"), Skill("noise-2", "unrelated", "whistle")]).save(
         tmp_path / "b.json"
@@ -179,19 +184,21 @@ def test_slim_from_the_config_in_a_grpo_run_and_resumed(lock_id, tmp_path):
     cfg = load_config(GRPOConfig, None, [f"reward_shaping=[{json.dumps(spec)}]"])
     assert cfg.reward_shaping == [spec]
 
-    def run(steps):
+    def trainer(steps):
         c = GRPOConfig(
             env_id=lock_id, steps=steps, tasks_per_step=1, group_size=2, max_turns=2, max_new_tokens=4,
             mini_batch_size=2, micro_batch_size=2, output_dir=str(out), progress=False, tensorboard=False,
-            plot=False, num_envs=4, reward_shaping=[spec],
+            plot=False, num_envs=4, reward_shaping=[spec], save_every=1,
         )  # fmt: skip
-        tr = GRPOTrainer(tiny_policy(max_new_tokens=4), config=c)
-        tr.train()
-        return tr
+        return GRPOTrainer(tiny_policy(max_new_tokens=4), config=c)
 
-    tr = run(2)  # steps 0, 1: the lifecycle update runs at step 1
-    live = tr.shapers[0].slim
-    assert isinstance(tr.engine.prompt_hook, PromptContext) and tr.engine.prompt_hook.skills is live["bank"]
+    tr = trainer(2)
+    assert tr.shapers == [] and [type(cb) for cb in tr.callbacks] == [SlimCallback]  # SLIM shapes no reward
+    tr.train()  # steps 0, 1: the lifecycle update runs before step 1's rollouts
+    slim = tr.callbacks[0]
+    assert (
+        isinstance(tr.engine.prompt_hook, PromptContext) and tr.engine.prompt_hook.skills is slim.manager.bank
+    )
     hist = read_history(out / "skills.jsonl")
     # the untrained policy fails with and without each skill: Δ = 0 <= δ after 1 step -> both retired
     assert [(r["event"], r["skill"]) for r in hist if r["skill"].startswith("noise")] == [
@@ -200,22 +207,20 @@ def test_slim_from_the_config_in_a_grpo_run_and_resumed(lock_id, tmp_path):
     ]  # fmt: skip
     added = [r for r in hist if r["event"] == "added" and r.get("source") == "train"]
     assert len(added) == 1 and added[0]["step"] == 1  # the failing type 'train' got the expert's plan
-    plan = live["bank"].skills[added[0]["skill"]].body
+    plan = slim.manager.bank.skills[added[0]["skill"]].body
     assert plan.startswith("1. try ") and plan.endswith("open")
     assert set(json.loads((out / "slim_state.json").read_text())["records"]) == {added[0]["skill"]}
     assert (out / "skills.png").stat().st_size > 1000
     saved = json.loads((out / "skills_bank.json").read_text())
     assert [s["name"] for s in saved] == [added[0]["skill"]]
+    recs = read_metrics(out / "metrics.jsonl")
+    assert [r["slim_skills"] for r in recs] == [2.0, 1.0] and "slim_val_success" in recs[1]
 
-    tr2 = GRPOTrainer(tiny_policy(max_new_tokens=4), config=replace_steps(tr.config, 1))
-    tr2.rollout()  # shapes step 0's group: builds from the saved state, no new "added" event for the loaded skill
-    live2 = tr2.shapers[0].slim
-    assert list(live2["bank"].skills) == [added[0]["skill"]]
-    assert live2["manager"].history == live["manager"].history
-    assert read_history(out / "skills.jsonl") == hist
-
-
-def replace_steps(cfg, steps):
-    from dataclasses import replace
-
-    return replace(cfg, steps=steps)
+    tr2 = trainer(3)
+    tr2.resume()  # from step 2's checkpoint: the bank and records, no new "added" event for the loaded skill
+    slim2 = tr2.callbacks[0]
+    assert list(slim2.manager.bank.skills) == [added[0]["skill"]]
+    assert tr2.engine.prompt_hook.skills is slim2.manager.bank
+    assert slim2.manager.history == slim.manager.history
+    close = getattr(tr2.engine, "close", None)
+    close and close()
