@@ -1,0 +1,159 @@
+"""benchmarks/learning.py: the statistics over seeds on hand-computed cases, and the README quoting its results."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("learning_bench", ROOT / "benchmarks" / "learning.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+lb = _load()
+
+
+def test_t_quantiles_match_the_table_and_approach_the_normal():
+    assert lb.t975(1) == 12.706 and lb.t975(4) == 2.776 and lb.t975(30) == 2.042
+    assert lb.t975(60) == pytest.approx(2.000, abs=1e-3)  # tables: 2.000
+    assert lb.t975(120) == pytest.approx(1.980, abs=1e-3)  # tables: 1.980
+    with pytest.raises(ValueError, match="df >= 1"):
+        lb.t975(0)
+
+
+def test_mean_ci_of_known_samples():
+    c = lb.mean_ci([1.0, 2.0, 3.0])  # mean 2, sd 1, half-width t(2) * 1 / sqrt(3)
+    assert c["mean"] == 2.0 and c["sd"] == pytest.approx(1.0)
+    assert c["half_width"] == pytest.approx(4.303 / math.sqrt(3))
+    assert (c["low"], c["high"]) == pytest.approx((2 - 2.48434, 2 + 2.48434), abs=1e-4)
+    c = lb.mean_ci([0.2, 0.4, 0.4, 0.6, 0.4])  # mean 0.4, sd sqrt(0.02), t(4) = 2.776
+    assert c["half_width"] == pytest.approx(2.776 * math.sqrt(0.02) / math.sqrt(5))
+    one = lb.mean_ci([0.5])
+    assert one["mean"] == 0.5 and one["half_width"] is None
+    with pytest.raises(ValueError, match="no values"):
+        lb.mean_ci([])
+
+
+def test_bootstrap_interval_on_cases_with_a_known_distribution():
+    # constant differences: every resample has the same mean
+    assert lb.bootstrap_ci([5.0, 5.0, 5.0]) | {} == {
+        "n": 3,
+        "mean": 5.0,
+        "low": 5.0,
+        "high": 5.0,
+        "n_boot": 10_000,
+    }
+    # [0, 10, 20]: a resample's mean is 0 (or 20) with probability 1/27 = 3.7% > 2.5%: the ends are the extremes
+    b = lb.bootstrap_ci([0.0, 10.0, 20.0])
+    assert (b["mean"], b["low"], b["high"]) == (10.0, 0.0, 20.0)
+    # seeded: the same interval every call; a different seed may move it but keeps it inside the data's range
+    xs = [3.0, -1.0, 4.0, 1.0, 5.0, 9.0]
+    assert lb.bootstrap_ci(xs) == lb.bootstrap_ci(xs)
+    b = lb.bootstrap_ci(xs, seed=1)
+    assert min(xs) <= b["low"] < b["mean"] < b["high"] <= max(xs)
+    with pytest.raises(ValueError, match="no values"):
+        lb.bootstrap_ci([])
+
+
+def seed_result(sft: float, grpo: float, curve: list) -> dict:
+    """A turngym.trainers.demo results.json with the fields the benchmark reads."""
+    return {
+        "sft_success": sft,
+        "sft_valid_action_rate": 0.9,
+        "sft_cost": 0.5,
+        "sft_turns": 4.0,
+        "runs": {
+            "grpo": {
+                "final_success": grpo,
+                "final_valid_action_rate": 1.0,
+                "final_cost": 0.25,
+                "final_turns": 3.0,
+                "curve": curve,
+            }
+        },
+    }
+
+
+def test_gain_is_paired_per_seed():
+    per_seed = {
+        0: seed_result(0.2, 0.5, [[0, 0.2], [5, 0.4], [10, 0.5]]),
+        1: seed_result(0.3, 0.5, [[0, 0.3], [5, 0.3], [10, 0.5]]),
+        2: seed_result(0.4, 0.7, [[0, 0.4], [5, 0.6], [10, 0.7]]),
+    }
+    s = lb.aggregate(per_seed)
+    # differences 30, 20, 30 points: mean 26.67, sd 5.7735, t(2) = 4.303 -> half-width 14.34
+    g = s["gain_points"]["grpo"]
+    assert g["mean"] == pytest.approx(80 / 3) and g["sd"] == pytest.approx(math.sqrt(100 / 3))
+    assert g["half_width"] == pytest.approx(4.303 * math.sqrt(100 / 3) / math.sqrt(3))
+    # unpaired, the spread of each arm (sd 10 points) would give a wider interval than the paired one
+    assert g["half_width"] < 4.303 * 10 / math.sqrt(3)
+    b = s["gain_points_bootstrap"]["grpo"]
+    assert (b["low"], b["high"]) == pytest.approx((20.0, 30.0))  # 1/27 of resamples are all-20 or all-30
+    assert s["arms"]["sft"]["success"]["mean"] == pytest.approx(0.3)
+    assert s["arms"]["grpo"]["cost"]["half_width"] == 0.0
+    assert [(p["step"], round(p["mean"], 6)) for p in s["curves"]["grpo"]] == [
+        (0, 0.3),
+        (5, 0.433333),
+        (10, 0.566667),
+    ]
+    table = lb.markdown_table(s)
+    assert "| sft | 30.0 ± 24.8 | — | — | 90.0 ± 0.0 | 0.50 ± 0.00 | 4.00 ± 0.00 |" in table
+    assert (
+        "| grpo | 56.7 ± 28.7 | +26.7 ± 14.3 | [+20.0, +30.0] | 100.0 ± 0.0 | 0.25 ± 0.00 | 3.00 ± 0.00 |"
+        in table
+    )
+
+
+def test_seeds_that_ran_different_arms_are_refused():
+    a = seed_result(0.2, 0.5, [[0, 0.2]])
+    b = seed_result(0.2, 0.5, [[0, 0.2]])
+    b["runs"]["gigpo"] = b["runs"]["grpo"]
+    with pytest.raises(ValueError, match="ran arms"):
+        lb.aggregate({0: a, 1: b})
+    with pytest.raises(ValueError, match="no finished seed"):
+        lb.aggregate({})
+
+
+RESULTS = ROOT / "benchmarks" / "results" / "learning_embodied.json"
+
+
+def test_the_recorded_table_is_the_results_file_and_the_readme_quotes_it():
+    res = json.loads(RESULTS.read_text())
+    summary = {k: res[k] for k in ("seeds", "arms", "gain_points", "gain_points_bootstrap", "curves")}
+    # the recorded summary is what the per-seed numbers give
+    rebuilt = lb.aggregate(
+        {
+            int(s): {
+                "sft_success": rows["sft"]["success"],
+                "sft_valid_action_rate": rows["sft"]["valid_action_rate"],
+                "sft_cost": rows["sft"]["cost"],
+                "sft_turns": rows["sft"]["turns"],
+                "runs": {
+                    arm: {
+                        "final_success": r["success"],
+                        "final_valid_action_rate": r["valid_action_rate"],
+                        "final_cost": r["cost"],
+                        "final_turns": r["turns"],
+                        "curve": res["per_seed_curves"][s][arm],
+                    }
+                    for arm, r in rows.items()
+                    if arm != "sft"
+                },
+            }
+            for s, rows in res["per_seed"].items()
+        }
+    )
+    assert json.loads(json.dumps(rebuilt)) == summary
+    table = lb.markdown_table(summary)
+    assert (RESULTS.with_suffix(".md")).read_text() == table
+    readme = (ROOT / "README.md").read_text()
+    assert table.strip() in readme, (
+        "README.md's learning table differs from benchmarks/results/learning_embodied.md"
+    )
