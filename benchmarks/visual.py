@@ -149,42 +149,16 @@ def expert_episodes(policy: Any, env_id: str, n: int) -> list[Any]:
     """SFT data: per train task, the engine's exact prompt (with the env's image) + the right answer as policy
     tokens, with the image inputs a VLM episode carries."""
     from turngym.agents.prompting import first_user_message
-    from turngym.agents.trajectory import TokenEpisode
 
     env = gym.make(env_id)
-    chat = policy.chat
     out = []
     for i in range(n):
         obs, info = env.reset(options={"task_id": f"train-{i}"})
         img = obs["image"]
-        msgs = [
-            {
-                "role": "user",
-                "content": policy.user_content(first_user_message(info["instructions"], obs["text"]), img),
-            }
-        ]
-        ids = policy.expand_images(chat.prompt_ids(msgs), [img])
+        text = first_user_message(info["instructions"], obs["text"])
+        msgs = [{"role": "user", "content": policy.user_content(text, img)}]
         answer = env.unwrapped.expert_action()
-        gen = chat.encode(answer) + [chat.end_ids[0]]
-        close, _ = chat.close_assistant([*msgs, {"role": "assistant", "content": answer}], gen)
-        seq = ids + gen + close
-        mask = [0] * len(ids) + [1] * len(gen) + [0] * len(close)
-        out.append(
-            TokenEpisode(
-                input_ids=seq,
-                policy_mask=mask,
-                logprobs=[0.0] * len(seq),
-                turn_index=[0 if m else -1 for m in mask],
-                rewards=[1.0],
-                obs_keys=[""],
-                infos=[{}],
-                task_id=f"train-{i}",
-                group=i,
-                images=[img],
-                image_inputs=policy.image_inputs([img]),
-                mm_token_type_ids=policy.mm_token_type_ids(seq),
-            )
-        )
+        out.append(policy.answer_episode(msgs, [img], answer, task_id=f"train-{i}", group=i))
     env.close()
     return out
 

@@ -497,6 +497,41 @@ class VLMPolicy(HFPolicy):
         """Prompt ids (with the generation prompt) of a conversation whose image parts take `images` in order."""
         return self.expand_images(self.chat.prompt_ids(messages), images)
 
+    def answer_episode(
+        self,
+        messages: list[dict[str, Any]],
+        images: list[np.ndarray],
+        answer: str,
+        reward: float = 1.0,
+        task_id: str = "",
+        group: int = 0,
+    ) -> Any:
+        """A one-turn `TokenEpisode` for supervised training (SFT data): the prompt of `messages` (whose image
+        parts take `images` in order) exactly as the rollout engine renders it, then `answer` + the end-of-turn id
+        as policy tokens and the template's closing ids, with the image inputs and token types a VLM episode
+        carries."""
+        from turngym.agents.trajectory import TokenEpisode
+
+        prompt = self.encode_conversation(messages, images)
+        gen = self.chat.encode(answer) + [self.chat.end_ids[0]]
+        close, _ = self.chat.close_assistant([*messages, {"role": "assistant", "content": answer}], gen)
+        ids = prompt + gen + close
+        mask = [0] * len(prompt) + [1] * len(gen) + [0] * len(close)
+        return TokenEpisode(
+            input_ids=ids,
+            policy_mask=mask,
+            logprobs=[0.0] * len(ids),
+            turn_index=[0 if m else -1 for m in mask],
+            rewards=[float(reward)],
+            obs_keys=[""],
+            infos=[{}],
+            task_id=task_id,
+            group=group,
+            images=[as_image(im, "answer_episode") for im in images],
+            image_inputs=self.image_inputs(images),
+            mm_token_type_ids=self.mm_token_type_ids(ids),
+        )
+
     def conversation_images(self, ctx: EpisodeContext, messages: list[dict[str, Any]]) -> list[np.ndarray]:
         imgs = ctx.state.get("images", [])
         users = [m for m in messages if m["role"] == "user"]

@@ -130,3 +130,51 @@ def test_one_grpo_step_on_miniwob_screenshots(tmp_path, one_thread):
         trainer.engine.close()
     assert len(recs) == 1 and recs[0]["optimizer_steps"] >= 1
     assert abs(recs[0]["rollout_logprob_gap"]) < 1e-3
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_sft_on_image_episodes_trains_through_the_vision_tower(tmp_path, one_thread, freeze):
+    import numpy as np
+
+    from turngym.trainers.config import SFTConfig
+    from turngym.trainers.sft import SFTTrainer
+
+    policy = tiny(freeze_vision=freeze)
+    rng = np.random.default_rng(0)
+    eps = []
+    for i, answer in enumerate(["red", "blue", "green", "red"]):
+        img = rng.integers(0, 256, (56 + 14 * i, 84, 3), dtype=np.uint8)
+        msgs = [{"role": "user", "content": policy.user_content("What colour?", img)}]
+        ep = policy.answer_episode(msgs, [img], answer, task_id=f"t{i}", group=i)
+        # the processor's rendering of the conversation with the answer, token for token; the answer is the policy
+        text = policy.processor.apply_chat_template(
+            [*msgs, {"role": "assistant", "content": answer}], tokenize=False
+        )
+        assert (
+            ep.input_ids
+            == policy.processor(text=[text], images=[img], return_tensors="pt")["input_ids"][0].tolist()
+        )
+        assert (
+            policy.chat.decode([t for t, m in zip(ep.input_ids, ep.policy_mask) if m])
+            == answer + "<|im_end|>"
+        )
+        eps.append(ep)
+    vision0 = {k: v.clone() for k, v in policy.model.model.visual.state_dict().items()}
+    text0 = {k: v.clone() for k, v in policy.model.model.language_model.state_dict().items()}
+    cfg = SFTConfig(
+        epochs=1,
+        lr=1e-3,
+        mini_batch_size=4,
+        micro_batch_size=2,
+        output_dir=str(tmp_path / "sft"),
+        progress=False,
+        tensorboard=False,
+        plot=False,
+    )
+    recs = SFTTrainer(policy, eps, cfg).train()
+    assert recs and all(np.isfinite(r["loss"]) for r in recs)
+    vision = policy.model.model.visual.state_dict()
+    moved = any(not torch.equal(vision0[k], vision[k]) for k in vision0)
+    assert moved is not freeze  # the loss's gradient reaches the vision tower unless it is frozen
+    text = policy.model.model.language_model.state_dict()
+    assert any(not torch.equal(text0[k], text[k]) for k in text0)
