@@ -12,7 +12,7 @@ import pytest
 from turngym import numerics
 from turngym.numerics import ISAError, numerics_info, pin_isa, wanted_isa
 
-_VARS = ("ATEN_CPU_CAPABILITY", "TURNGYM_ISA", "_TURNGYM_ISA_REEXEC")
+_VARS = ("ATEN_CPU_CAPABILITY", "TURNGYM_ISA", "_TURNGYM_ISA_REEXEC", "MKL_ENABLE_INSTRUCTIONS")
 needs_avx2 = pytest.mark.skipif(
     not numerics.is_x86() or "avx2" not in numerics.cpu_flags(), reason="needs an x86-64 CPU with AVX2"
 )
@@ -158,3 +158,18 @@ def test_numerics_info_records_the_setting_and_the_kernels(clean_env):
     assert info["aten_cpu_capability"] == "native" and info["turngym_isa"].startswith("unset")
     assert info["mkl_cbwr"] == "AVX2" and info["torch_threads"] == torch.get_num_threads()
     assert info["torch"] == torch.__version__ and info["cpu_count"] == os.cpu_count()
+
+
+MKL_VAR = """
+    import os
+    from turngym.numerics import pin_isa
+    pin_isa()
+    print(os.environ.get("MKL_ENABLE_INSTRUCTIONS", "unset"))
+"""
+
+
+def test_pin_isa_caps_mkl_at_avx2_unless_set(tmp_path):
+    """MKL dispatches its matmuls by itself (AVX-512 where the CPU has it) whatever ATen is pinned to."""
+    assert run_py(MKL_VAR, tmp_path).stdout.split() == ["AVX2"]
+    assert run_py(MKL_VAR, tmp_path, MKL_ENABLE_INSTRUCTIONS="AVX512").stdout.split() == ["AVX512"]
+    assert run_py(MKL_VAR, tmp_path, TURNGYM_ISA="native").stdout.split() == ["unset"]

@@ -82,7 +82,8 @@ def wanted_isa(default: str = DEFAULT_ISA) -> str | None:
 def pin_isa(default: str = DEFAULT_ISA, reexec: bool = True) -> str | None:
     """Pins PyTorch's CPU kernels to one ISA for this process (see the module docstring); returns it (None: native).
 
-    Call it before torch is imported: it sets `ATEN_CPU_CAPABILITY`, which torch reads once, at its first tensor
+    Call it before torch is imported: it sets `ATEN_CPU_CAPABILITY` (and, for avx2, `MKL_ENABLE_INSTRUCTIONS=AVX2`
+    unless set: MKL dispatches on its own, read when torch loads it), which torch reads once, at its first tensor
     operation (so an imported but unused torch still takes the pin). If torch already runs other kernels,
     `reexec=True` restarts the interpreter with the same command line and the variable set (only from a script's
     entry point: the caller's state is lost); `reexec=False` raises ISAError instead."""
@@ -90,6 +91,10 @@ def pin_isa(default: str = DEFAULT_ISA, reexec: bool = True) -> str | None:
     if isa is None:
         return None
     os.environ["ATEN_CPU_CAPABILITY"] = isa
+    if (
+        isa == "avx2"
+    ):  # MKL's matmuls pick AVX-512 on their own where the CPU has it; an explicit setting wins
+        os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2")
     if "torch" in sys.modules:
         got = sys.modules["torch"].backends.cpu.get_cpu_capability()
         if got != _TORCH_NAMES[isa] and not (isa == "avx512" and got.startswith("AVX512")):
@@ -148,6 +153,7 @@ def numerics_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
+        "mkl_enable_instructions": os.environ.get("MKL_ENABLE_INSTRUCTIONS", ""),
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
     }
