@@ -45,7 +45,13 @@ START_JS = """
   document.querySelectorAll("[data-tg-id]").forEach((e) => e.removeAttribute("data-tg-id"));
   window.__tgNext = 1;
   if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
-  if (window.jQuery) jQuery.fx.off = true;  // jQuery animations end at once: what the agent sees does not race a timer
+  if (window.jQuery) {
+    jQuery.fx.off = true;  // jQuery animations end at once: what the agent sees does not race a timer
+    // jQuery UI keeps its popups in <body>, outside the task area that a new episode rebuilds: close what the last
+    // episode left open (a datepicker, an autocomplete menu), or the new episode starts with them showing
+    if (jQuery.datepicker && jQuery.datepicker._hideDatepicker) jQuery.datepicker._hideDatepicker();
+    jQuery("ul.ui-autocomplete").hide();
+  }
   Math.seedrandom(seed);
   core.EPISODE_MAX_TIME = maxTime;
   core.startEpisodeReal();
@@ -420,7 +426,7 @@ class MiniWoBEnv(TurnEnv):
             lines.append(f"Episode over: the task {verdict}, reward {raw:g}{why}.")
         lines.append(tree)
         score = max(0.0, min(1.0, raw))
-        adm = [f"click({e['id']})" for e in state.elements if e.get("act")] + ["noop()"]
+        adm = observe.admissible_actions(state)
         return Outcome(
             text="\n".join(lines),
             reward=score if done else 0.0,

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from turngym.envs.actiontext import bad_char
 
 EXTRACT_JS = r"""
 (skip) => {
@@ -38,13 +41,59 @@ EXTRACT_JS = r"""
     if (!id) { id = String(W.__tgNext++); el.setAttribute("data-tg-id", id); }
     return +id;
   };
-  function walk(el, depth, parentShown) {
+  // Reachability: can Playwright bring the element into the viewport and click it there? A region is
+  // {reach, vis}, each [x0, y0, x1, y1] in viewport coordinates: `reach` what scrolling can bring into view, `vis`
+  // what shows now. `clip` carries three regions down the walk (CSS containing blocks): for in-flow children, for
+  // absolutely positioned descendants (the nearest positioned ancestor's) and for fixed ones (the viewport, or a
+  // transformed ancestor's). A scroll container (overflow hidden/auto/scroll) limits its content to its scrollable
+  // area (content left of or above its origin can never be scrolled to) and shows its padding box; overflow:clip
+  // limits to its padding box; the document reaches its scrollable area and shows the viewport; fixed elements reach
+  // only the viewport.
+  const vw = document.documentElement.clientWidth || W.innerWidth, vh = document.documentElement.clientHeight || W.innerHeight;
+  const INF = 1e9;
+  const se = document.scrollingElement || document.documentElement;
+  const vp = [0, 0, vw, vh];
+  const docReach = [-W.scrollX, -W.scrollY, -W.scrollX + Math.max(se.scrollWidth, vw), -W.scrollY + Math.max(se.scrollHeight, vh)];
+  const meet = (a, b) => [Math.max(a[0], b[0]), Math.max(a[1], b[1]), Math.min(a[2], b[2]), Math.min(a[3], b[3])];
+  function ownClip(el, cs, r) {
+    if (el === document.body || el === document.documentElement) return null;  // their overflow is the document's
+    const ox = cs.overflowX, oy = cs.overflowY;
+    if (ox === "visible" && oy === "visible") return null;
+    const left = r.left + el.clientLeft, top = r.top + el.clientTop;
+    const span = (o, start, client, scrollPos, scrollSize) => o === "visible" ? [-INF, INF] :
+      o === "clip" ? [start, start + client] : [start - scrollPos, start - scrollPos + Math.max(scrollSize, client)];
+    const shown = (o, start, client) => o === "visible" ? [-INF, INF] : [start, start + client];
+    const [x0, x1] = span(ox, left, el.clientWidth, el.scrollLeft, el.scrollWidth);
+    const [y0, y1] = span(oy, top, el.clientHeight, el.scrollTop, el.scrollHeight);
+    const [vx0, vx1] = shown(ox, left, el.clientWidth), [vy0, vy1] = shown(oy, top, el.clientHeight);
+    return {reach: [x0, y0, x1, y1], vis: [vx0, vy0, vx1, vy1]};
+  }
+  const norm = (s) => s.replace(/[\u200b\u00ad]/g, "").trim().replace(/\s+/g, " ");  // Playwright's normalizeWhiteSpace
+  const disabledOf = (el) => (el.matches && el.matches(":disabled")) || !!(el.closest && el.closest('[aria-disabled="true"]'));
+  function reachable(el, region) {
+    if (el.checkVisibility && !el.checkVisibility({visibilityProperty: true})) return false;
+    // Playwright clicks the middle of the element's first box of at least ~1 px^2
+    const box = [...el.getClientRects()].find((q) => q.width * q.height > 0.99);
+    if (!box) return false;
+    const cx = box.left + box.width / 2, cy = box.top + box.height / 2;
+    const R = region.reach, V = region.vis;
+    if (!(cx >= R[0] && cx < R[2] && cy >= R[1] && cy < R[3])) return false;  // no scrolling brings it into view
+    if (box.left >= V[0] && box.top >= V[1] && box.right <= V[2] && box.bottom <= V[3]) {
+      // fully shown, so Playwright will not scroll: what receives a click at that point?
+      const hit = document.elementFromPoint(cx, cy);
+      if (!hit || !(hit === el || el.contains(hit))) return false;
+    }
+    return true;
+  }
+  function walk(el, depth, parentShown, clip) {
     if (SKIPTAG.has(el.tagName) || (el.id && skipSet.has(el.id))) return;
     const cs = getComputedStyle(el);
     if (cs.display === "none") return;
     const id = idOf(el);
     const tag = el.tagName.toLowerCase();
     const r = el.getBoundingClientRect();
+    const pos = cs.position;
+    const region = pos === "fixed" ? clip.fixed : pos === "absolute" ? clip.abs : clip.flow;
     const visible = cs.visibility !== "hidden" && cs.opacity !== "0" && ((r.width > 0 && r.height > 0) || tag === "option");
     let own = "";
     for (const n of el.childNodes) if (n.nodeType === 3) own += n.textContent;
@@ -68,12 +117,25 @@ EXTRACT_JS = r"""
         e.value = el.value;
       } else if (el.tagName === "SELECT") {
         e.value = el.selectedIndex >= 0 ? clean(el.options[el.selectedIndex].text) : "";
+        // what select(ID, "label") can choose: each label whose first matching option (the one Playwright picks;
+        // it matches the label exactly or with whitespace normalised) is enabled
+        const opts = [...el.options], labels = [];
+        for (const o of opts) {
+          const first = opts.find((p) => p.label === o.label || norm(p.label) === norm(o.label));
+          if (first === o && !disabledOf(o) && !labels.includes(o.label)) labels.push(o.label);
+        }
+        e.options = labels;
       } else if (el.tagName === "OPTION") {
         e.selected = !!el.selected;
       }
       const role = el.getAttribute("role"); if (role) e.role = role;
       const ex = el.getAttribute("aria-expanded"); if (ex !== null) e.expanded = ex === "true";
       if (el.disabled) e.disabled = true;
+      if (act) {
+        // not rendered: whether click(ID) can work now (enabled, a box, its centre reachable and not covered)
+        e.enabled = !disabledOf(el);
+        e.reach = e.enabled && tag !== "option" && reachable(el, region);
+      }
       if (tag === "a" && el.getAttribute("href")) e.href = el.getAttribute("href");
       const label = el.getAttribute("aria-label") || el.getAttribute("title"); if (label) e.label = clean(label).slice(0, 100);
       if (isSvg) { const f = el.getAttribute("fill"); if (f) e.fill = f; }
@@ -81,9 +143,14 @@ EXTRACT_JS = r"""
       out.push(e);
     }
     const d = show ? depth + 1 : depth;
-    for (const c of el.children) walk(c, d, show);
+    const oc = ownClip(el, cs, r);
+    const mine = oc ? {reach: meet(region.reach, oc.reach), vis: meet(region.vis, oc.vis)} : region;
+    const positioned = pos !== "static" || cs.transform !== "none";
+    const sub = {flow: mine, abs: positioned ? mine : clip.abs, fixed: cs.transform !== "none" ? mine : clip.fixed};
+    for (const c of el.children) walk(c, d, show, sub);
   }
-  if (document.body) walk(document.body, 0, false);
+  const doc = {reach: docReach, vis: vp}, fixed = {reach: vp, vis: vp};
+  if (document.body) walk(document.body, 0, false, {flow: doc, abs: doc, fixed});
   const a = document.activeElement;
   let focused = null;
   if (a && a !== document.body && a.getAttribute) focused = {id: idOf(a), tag: a.tagName.toLowerCase()};
@@ -195,3 +262,29 @@ def draw_marks(image: np.ndarray, elements: list[dict[str, Any]], scale: float =
         draw.rectangle([x0, y0, x0 + tw, y0 + 10], fill=(255, 0, 0))
         draw.text((x0 + 1, y0 - 1), label, fill=(255, 255, 255))
     return np.asarray(im, dtype=np.uint8)
+
+
+def option_action(select_id: int, label: str) -> str:
+    """`select(ID, "label")` with the label written as a string literal the action parser reads back exactly."""
+    return f"select({int(select_id)}, {json.dumps(label, ensure_ascii=False)})"
+
+
+def admissible_actions(state: PageState, skip_tags: tuple[str, ...] = (), noop: bool = True) -> list[str]:
+    """Actions that can execute on the page as observed: `click(ID)` for every actionable element that is enabled
+    and reachable (`reach`: a box, its centre inside every clipping ancestor's reachable area, not covered by
+    another element), `select(ID, "label")` for each enabled option of an enabled `<select>` (never `click` on an
+    `<option>`: a closed select's options have no box), then `noop()` (unless `noop=False`). Elements whose tag is
+    in `skip_tags` are left out."""
+    out: list[str] = []
+    for e in state.elements:
+        if not e.get("act") or e["tag"] in skip_tags or e["tag"] == "option":
+            continue
+        if e["tag"] == "select" and e.get("enabled", True):
+            for label in dict.fromkeys(e.get("options", ())):
+                if label and not bad_char(label):
+                    out.append(option_action(e["id"], label))
+        if e.get("reach", True):
+            out.append(f"click({e['id']})")
+    if noop:
+        out.append("noop()")
+    return out

@@ -241,7 +241,7 @@ class WebShopBrowserEnv(MiniWoBEnv):
             state={"url": state.url, "done": done},
             admissible_actions=[]
             if done
-            else [f"click({e['id']})" for e in state.elements if e.get("act") and e["tag"] != "input"],
+            else observe.admissible_actions(state, skip_tags=("input",), noop=False),
             image=image,
             extra=extra,
         )
