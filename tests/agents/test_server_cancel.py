@@ -50,8 +50,9 @@ def post(url: str, body: dict, timeout: float = 120) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def send_and_leave(url: str, body: dict, after: float) -> None:
-    """POST `body` on a raw socket, then close the connection without reading the reply."""
+def send_and_leave(url: str, body: dict, after: float | threading.Event) -> None:
+    """POST `body` on a raw socket, then close the connection without reading the reply: after `after` seconds,
+    or once the event `after` is set."""
     host, port = re.match(r"http://([^:/]+):(\d+)", url).groups()
     data = json.dumps(body).encode()
     with socket.create_connection((host, int(port))) as s:
@@ -60,7 +61,10 @@ def send_and_leave(url: str, body: dict, after: float) -> None:
             + f"Content-Length: {len(data)}\r\n\r\n".encode()
             + data
         )
-        time.sleep(after)
+        if isinstance(after, threading.Event):
+            after.wait(timeout=120)
+        else:
+            time.sleep(after)
 
 
 def wait_for(cond, timeout: float) -> float:
@@ -99,10 +103,14 @@ def test_a_request_over_the_server_timeout_is_cancelled_with_a_504(policy):
 
 
 def test_requests_waiting_behind_a_batch_are_generated_together(policy):
+    # No timing assumption (a fast CPU generates 600 tokens in a fraction of a second): the first request runs
+    # until its client leaves, which the test does only once the other three are queued behind it.
     with ChatServer(policy) as server:
-        first = threading.Thread(target=post, args=(server.url, {**LONG, "max_tokens": 600}))
+        leave = threading.Event()
+        prefilled = policy.prefill_tokens
+        first = threading.Thread(target=send_and_leave, args=(server.url, LONG, leave))
         first.start()
-        time.sleep(0.3)  # the worker took it (within 5 ms) and generates for a few seconds
+        wait_for(lambda: policy.prefill_tokens > prefilled, timeout=30)  # the worker is generating it
         assert server.batches == []
         replies: list = []
 
@@ -112,6 +120,8 @@ def test_requests_waiting_behind_a_batch_are_generated_together(policy):
         rest = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
         for t in rest:
             t.start()
+        wait_for(lambda: server._queue.qsize() == 3, timeout=30)
+        leave.set()
         for t in [first, *rest]:
             t.join(timeout=120)
         assert [c for c, _ in replies] == [200, 200, 200]
