@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,26 +244,13 @@ class HFPolicy(Agent):
         torch = require("torch", extra="train")
         if not prompts:
             return []
-        if any(len(p) == 0 for p in prompts):
-            raise ConfigError("generate() got an empty prompt; every prompt needs at least one token")
-        max_new = int(max_new_tokens or self.max_new_tokens)
-        temp = self.temperature if temperature is None else float(temperature)
-        tp = self.top_p if top_p is None else float(top_p)
-        stops = self.stop if stop is None else list(stop)
-        if isinstance(seed, (list, tuple)):
-            if len(seed) != len(prompts):
-                raise ConfigError(f"generate() got {len(seed)} seeds for {len(prompts)} prompts")
-            gens = [torch.Generator().manual_seed(int(s)) for s in seed]
-        else:
-            gens = [torch.Generator().manual_seed(int(seed)) if seed is not None else self._generator]
+        sampling = self._sampling(prompts, max_new_tokens, temperature, top_p, stop, seed, cancel)
+        max_new = sampling.max_new
         device = next(self.model.parameters()).device
-        end_ids = set(self.chat.end_ids)
         n = len(prompts)
         keys = list(cache_keys) if cache_keys is not None and self.kv_reuse else None
         if keys is not None and len(keys) != n:
             raise ConfigError(f"generate() got {len(keys)} cache keys for {len(prompts)} prompts")
-        if cancel is not None and len(cancel) != n:
-            raise ConfigError(f"generate() got {len(cancel)} cancel events for {len(prompts)} prompts")
         cached = self._cached_prefixes(prompts, keys)
         # row i: [pad][its cached tokens (as KV, not fed)][pad][its new tokens]; the mask hides the pads and the
         # positions count real tokens only, so a row sees exactly its own prompt
@@ -291,10 +279,6 @@ class HFPolicy(Agent):
             past0 = kv
         else:
             past0 = self._batch_cache(cached, c_w, device) if cached else None
-        out_ids: list[list[int]] = [[] for _ in range(n)]
-        out_lp: list[list[float]] = [[] for _ in range(n)]
-        reason = ["length"] * n
-        live = [True] * n
         was_training = self.model.training
         self.model.eval()
         try:
@@ -302,49 +286,15 @@ class HFPolicy(Agent):
                 # prefill: only the last position's logits are needed (the LM head over every prompt position
                 # would cost as much as the whole model on long multi-turn prompts)
                 past, logits = self._step(fast, ids, mask, pos, past0, last_only=True)
-                for step in range(max_new):
-                    if cancel is not None:
-                        for i in range(n):
-                            if live[i] and cancel[i].is_set():
-                                live[i], reason[i] = False, "cancelled"
-                        if not any(live):
-                            break
-                    logits = logits.float()
-                    if temp > 0:
-                        logp = torch.log_softmax(logits / temp, dim=-1)
-                        probs = logp.exp()
-                        if tp < 1.0:
-                            probs = _top_p(probs, tp)
-                        probs = probs.cpu()
-                        if len(gens) == 1:
-                            nxt = torch.multinomial(probs, 1, generator=gens[0]).squeeze(-1)
-                        else:
-                            nxt = torch.cat(
-                                [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)]
-                            )
-                        nxt = nxt.to(device)
-                    else:
-                        logp = torch.log_softmax(logits, dim=-1)
-                        nxt = logp.argmax(-1)
-                    chosen = logp.gather(-1, nxt[:, None]).squeeze(-1).tolist()
-                    toks = nxt.tolist()
-                    for i in range(n):
-                        if not live[i]:
-                            continue
-                        out_ids[i].append(toks[i])
-                        out_lp[i].append(float(chosen[i]))
-                        if toks[i] in end_ids:
-                            live[i], reason[i] = False, "stop"
-                        elif stops and _hits_stop(self.chat, out_ids[i], stops):
-                            live[i], reason[i] = False, "stop_string"
-                    if not any(live) or step == max_new - 1:
-                        break
-                    feed = torch.tensor(
-                        [t if live[i] else self.pad_id for i, t in enumerate(toks)], device=device
-                    )
+
+                def advance(feed: Any) -> Any:
+                    nonlocal mask, pos, past
                     mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
                     pos = pos[:, -1:] + 1
-                    past, logits = self._step(fast, feed[:, None], mask, pos, past)
+                    past, nxt = self._step(fast, feed, mask, pos, past)
+                    return nxt
+
+                out_ids, out_lp, reason = self._decode(logits, advance, sampling, device)
             if keys is not None:
                 layers = past.layer_kv(past.length) if fast else self._dynamic_layers(past)
                 if layers is not None:
@@ -440,6 +390,103 @@ class HFPolicy(Agent):
                 ]
                 self._kv[key] = (list(prompts[i]) + out_ids[i][:-1], kv)
 
+    def _sampling(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int | None,
+        temperature: float | None,
+        top_p: float | None,
+        stop: list[str] | None,
+        seed: int | list[int] | None,
+        cancel: list[Any] | None,
+    ) -> _Sampling:
+        """generate()'s sampling settings, checked against the batch (non-empty prompts, one seed / cancel event
+        per prompt when lists are given); the policy's own settings where an argument is None."""
+        torch = require("torch", extra="train")
+        if any(len(p) == 0 for p in prompts):
+            raise ConfigError("generate() got an empty prompt; every prompt needs at least one token")
+        n = len(prompts)
+        if isinstance(seed, (list, tuple)):
+            if len(seed) != n:
+                raise ConfigError(f"generate() got {len(seed)} seeds for {n} prompts")
+            gens = [torch.Generator().manual_seed(int(s)) for s in seed]
+        else:
+            gens = [torch.Generator().manual_seed(int(seed)) if seed is not None else self._generator]
+        if cancel is not None and len(cancel) != n:
+            raise ConfigError(f"generate() got {len(cancel)} cancel events for {n} prompts")
+        return _Sampling(
+            max_new=int(max_new_tokens or self.max_new_tokens),
+            temp=self.temperature if temperature is None else float(temperature),
+            top_p=self.top_p if top_p is None else float(top_p),
+            stops=self.stop if stop is None else list(stop),
+            gens=gens,
+            cancel=cancel,
+        )
+
+    def _decode(
+        self, logits: Any, advance: Callable[[Any], Any], sampling: _Sampling, device: Any
+    ) -> tuple[list[list[int]], list[list[float]], list[str]]:
+        """The decode loop shared by every HF-style backend: from the prefill's last-position logits [n, V], sample
+        (or argmax) a token per live row, record its log-prob, stop rows on an end id, a stop string, a cancel event
+        (checked before every step) or the token budget; `advance(feed [n, 1])` runs one step and returns the next
+        logits (finished rows are fed the pad id). `self._adjust_logits` may mask ids the policy never samples.
+        Returns (token ids, log-probs, finish reason) per row."""
+        torch = require("torch", extra="train")
+        n, temp, tp, gens, cancel = (
+            logits.shape[0],
+            sampling.temp,
+            sampling.top_p,
+            sampling.gens,
+            sampling.cancel,
+        )
+        stops, end_ids = sampling.stops, set(self.chat.end_ids)
+        out_ids: list[list[int]] = [[] for _ in range(n)]
+        out_lp: list[list[float]] = [[] for _ in range(n)]
+        reason = ["length"] * n
+        live = [True] * n
+        for step in range(sampling.max_new):
+            if cancel is not None:
+                for i in range(n):
+                    if live[i] and cancel[i].is_set():
+                        live[i], reason[i] = False, "cancelled"
+                if not any(live):
+                    break
+            logits = self._adjust_logits(logits.float())
+            if temp > 0:
+                logp = torch.log_softmax(logits / temp, dim=-1)
+                probs = logp.exp()
+                if tp < 1.0:
+                    probs = _top_p(probs, tp)
+                probs = probs.cpu()
+                if len(gens) == 1:
+                    nxt = torch.multinomial(probs, 1, generator=gens[0]).squeeze(-1)
+                else:
+                    nxt = torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)])
+                nxt = nxt.to(device)
+            else:
+                logp = torch.log_softmax(logits, dim=-1)
+                nxt = logp.argmax(-1)
+            chosen = logp.gather(-1, nxt[:, None]).squeeze(-1).tolist()
+            toks = nxt.tolist()
+            for i in range(n):
+                if not live[i]:
+                    continue
+                out_ids[i].append(toks[i])
+                out_lp[i].append(float(chosen[i]))
+                if toks[i] in end_ids:
+                    live[i], reason[i] = False, "stop"
+                elif stops and _hits_stop(self.chat, out_ids[i], stops):
+                    live[i], reason[i] = False, "stop_string"
+            if not any(live) or step == sampling.max_new - 1:
+                break
+            feed = torch.tensor([t if live[i] else self.pad_id for i, t in enumerate(toks)], device=device)
+            logits = advance(feed[:, None])
+        return out_ids, out_lp, reason
+
+    def _adjust_logits(self, logits: Any) -> Any:
+        """Logits [n, V] before sampling; vision-language policies mask ids they never sample."""
+        return logits
+
     def _step(self, fast: bool, ids: Any, mask: Any, pos: Any, past: Any, last_only: bool = False) -> Any:
         """Feed `ids` (the last `ids.shape[1]` columns of the 2-D padding `mask`); returns (cache, last logits)."""
         if not fast:
@@ -502,6 +549,18 @@ class HFPolicy(Agent):
                 ctx.state.setdefault("parse_errors", {})[len(ctx.history)] = parsed.error
             actions.append(parsed.action)
         return actions
+
+
+@dataclass
+class _Sampling:
+    """generate()'s settings for one call (HFPolicy._sampling)."""
+
+    max_new: int
+    temp: float
+    top_p: float
+    stops: list[str]
+    gens: list[Any]
+    cancel: list[Any] | None
 
 
 def _top_p(probs: Any, top_p: float) -> Any:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from turngym.agents.backends import flag
-from turngym.agents.backends.hf import Generation, HFPolicy, _hits_stop, _top_p
+from turngym.agents.backends.hf import Generation, HFPolicy
 from turngym.agents.backends.images import as_image, kept_turns, record_turn_image
 from turngym.agents.base import EpisodeContext
 from turngym.agents.parsing import parse_action
@@ -356,25 +356,12 @@ class VLMPolicy(HFPolicy):
         torch = require("torch", extra="train")
         if not prompts:
             return []
-        if any(len(p) == 0 for p in prompts):
-            raise ConfigError("generate() got an empty prompt; every prompt needs at least one token")
+        sampling = self._sampling(prompts, max_new_tokens, temperature, top_p, stop, seed, cancel)
         n = len(prompts)
         if images is None:
             images = [[] for _ in prompts]
         if len(images) != n:
             raise ConfigError(f"generate() got {len(images)} image lists for {n} prompts")
-        max_new = int(max_new_tokens or self.max_new_tokens)
-        temp = self.temperature if temperature is None else float(temperature)
-        tp = self.top_p if top_p is None else float(top_p)
-        stops = self.stop if stop is None else list(stop)
-        if isinstance(seed, (list, tuple)):
-            if len(seed) != n:
-                raise ConfigError(f"generate() got {len(seed)} seeds for {n} prompts")
-            gens = [torch.Generator().manual_seed(int(s)) for s in seed]
-        else:
-            gens = [torch.Generator().manual_seed(int(seed)) if seed is not None else self._generator]
-        if cancel is not None and len(cancel) != n:
-            raise ConfigError(f"generate() got {len(cancel)} cancel events for {n} prompts")
         device = next(self.model.parameters()).device
         flat = [im for row in images for im in row]
         vis = self.image_inputs(flat)
@@ -398,11 +385,6 @@ class VLMPolicy(HFPolicy):
             image_grid_thw=grids.to(device) if grids is not None else None,
             attention_mask=mask,
         )
-        end_ids = set(self.chat.end_ids)
-        out_ids: list[list[int]] = [[] for _ in range(n)]
-        out_lp: list[list[float]] = [[] for _ in range(n)]
-        reason = ["length"] * n
-        live = [True] * n
         was_training = self.model.training
         self.model.eval()
         try:
@@ -418,62 +400,31 @@ class VLMPolicy(HFPolicy):
                 out = self.model(**kw, logits_to_keep=1)
                 past, logits = _cache_of(out), out.logits[:, -1, :]
                 last = pos[:, :, -1:]  # [3, n, 1]: each row's last position (rows are left-padded)
-                for step in range(max_new):
-                    if cancel is not None:
-                        for i in range(n):
-                            if live[i] and cancel[i].is_set():
-                                live[i], reason[i] = False, "cancelled"
-                        if not any(live):
-                            break
-                    logits = mask_vision_logits(logits.float(), self.model.config)
-                    if temp > 0:
-                        logp = torch.log_softmax(logits / temp, dim=-1)
-                        probs = logp.exp()
-                        if tp < 1.0:
-                            probs = _top_p(probs, tp)
-                        probs = probs.cpu()
-                        if len(gens) == 1:
-                            nxt = torch.multinomial(probs, 1, generator=gens[0]).squeeze(-1)
-                        else:
-                            nxt = torch.cat(
-                                [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)]
-                            )
-                        nxt = nxt.to(device)
-                    else:
-                        logp = torch.log_softmax(logits, dim=-1)
-                        nxt = logp.argmax(-1)
-                    chosen = logp.gather(-1, nxt[:, None]).squeeze(-1).tolist()
-                    toks = nxt.tolist()
-                    for i in range(n):
-                        if not live[i]:
-                            continue
-                        out_ids[i].append(toks[i])
-                        out_lp[i].append(float(chosen[i]))
-                        if toks[i] in end_ids:
-                            live[i], reason[i] = False, "stop"
-                        elif stops and _hits_stop(self.chat, out_ids[i], stops):
-                            live[i], reason[i] = False, "stop_string"
-                    if not any(live) or step == max_new - 1:
-                        break
-                    feed = torch.tensor(
-                        [t if live[i] else self.pad_id for i, t in enumerate(toks)], device=device
-                    )
+
+                def advance(feed: Any) -> Any:
+                    nonlocal mask, last, past
                     mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
                     last = last + 1
-                    step_kw = {
-                        "input_ids": feed[:, None],
-                        "attention_mask": mask,
-                        "position_ids": last,
-                        "use_cache": True,
-                        self._cache_kw: past,
-                    }
-                    out = self.model(**step_kw)
-                    past, logits = _cache_of(out), out.logits[:, -1, :]
+                    out = self.model(
+                        input_ids=feed,
+                        attention_mask=mask,
+                        position_ids=last,
+                        use_cache=True,
+                        **{self._cache_kw: past},
+                    )
+                    past = _cache_of(out)
+                    return out.logits[:, -1, :]
+
+                out_ids, out_lp, reason = self._decode(logits, advance, sampling, device)
         finally:
             self.model.train(was_training)
         return [
             Generation(out_ids[i], out_lp[i], self.chat.content_of(out_ids[i]), reason[i]) for i in range(n)
         ]
+
+    def _adjust_logits(self, logits: Any) -> Any:
+        """Never sample the image placeholder / vision delimiter ids."""
+        return mask_vision_logits(logits, self.model.config)
 
     # ---- the Agent interface (evaluation) ---------------------------------------------------------------------
     def observe_image(self, ctx: EpisodeContext) -> None:
