@@ -165,13 +165,7 @@ def use_engine(start: bool | str | None = None) -> tuple[bool, str]:
         return False, f"{why} ({hint})"
     sock = os.path.join(engine_dir(), f"podman-{os.getpid()}.sock")
     try:
-        r = subprocess.run(
-            ["bash", str(ENGINE_SCRIPT), "start"],
-            env=_engine_env(sock),
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        r = _engine_script("start", sock, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"{ENGINE_SCRIPT.name} failed: {exc}"
     if r.returncode != 0:
@@ -188,19 +182,24 @@ def _engine_env(sock: str) -> dict[str, str]:
     return {**os.environ, "TURNGYM_ENGINE_SOCK": sock, "TURNGYM_ENGINE_OWNER": str(os.getpid())}
 
 
+def _engine_script(mode: str, sock: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Runs `podman_engine.sh MODE` for the service on `sock`, owned by this process."""
+    return subprocess.run(
+        ["bash", str(ENGINE_SCRIPT), mode],
+        env=_engine_env(sock),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def stop_engine(sock: str) -> str:
     """Stop the podman service that `use_engine` started on `sock` and remove the containers this process left.
     Returns what the script said (stderr)."""
     if sock in _ENGINES:
         _ENGINES.remove(sock)
     try:
-        r = subprocess.run(
-            ["bash", str(ENGINE_SCRIPT), "stop"],
-            env=_engine_env(sock),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        r = _engine_script("stop", sock, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{ENGINE_SCRIPT.name} stop failed: {exc}"
     return r.stderr.strip()
