@@ -202,19 +202,25 @@ class HFPolicy(Agent):
         return HFPolicy(
             copy.deepcopy(self.model),
             self.tokenizer,
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            stop=self.stop,
-            system_prompt=self.system_prompt,
-            parser=self.parser,
+            **self._replica_settings(),
             max_context_tokens=self.max_context_tokens,
-            seed=int(self._generator.initial_seed()),
-            spec=self.spec,
-            prompt_hook=self.prompt_hook,
             kv_reuse=self.kv_reuse,
             fast_decode=self.fast_decode,
         )
+
+    def _replica_settings(self) -> dict[str, Any]:
+        """The settings every replica of an HF-style policy copies (subclasses add their own)."""
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": self.stop,
+            "system_prompt": self.system_prompt,
+            "parser": self.parser,
+            "seed": int(self._generator.initial_seed()),
+            "spec": self.spec,
+            "prompt_hook": self.prompt_hook,
+        }
 
     # ---- generation ------------------------------------------------------------------------------------------
     def encode_messages(self, messages: list[dict[str, str]]) -> list[int]:

@@ -238,15 +238,7 @@ class VLMPolicy(HFPolicy):
             self.processor,
             keep_images=self.keep_images,
             use_images=self.use_images,
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            stop=self.stop,
-            system_prompt=self.system_prompt,
-            parser=self.parser,
-            seed=int(self._generator.initial_seed()),
-            spec=self.spec,
-            prompt_hook=self.prompt_hook,
+            **self._replica_settings(),
         )
 
     def freeze_vision(self) -> int:
