@@ -364,19 +364,7 @@ def human_goals(
                 continue
             upper, price_text = _price_bound(rng, p.price)
             assert text is not None
-            goals.append(
-                {
-                    "asin": p.asin,
-                    "category": p.category,
-                    "query": p.query,
-                    "name": p.title,
-                    "product_category": p.product_category,
-                    "instruction_text": text.strip(".") + price_text,
-                    "attributes": attrs,
-                    "price_upper": upper,
-                    "goal_options": opts,
-                }
-            )
+            goals.append(_goal(p, text.strip(".") + price_text, attrs, upper, opts))
     return goals, dropped
 
 
@@ -401,20 +389,25 @@ def synthetic_goals(
             goal_options = dict(zip(names, combination))
             option_text = ", and ".join(f"{k}: {v}" for k, v in goal_options.items())
             option_text = " with " + option_text if option_text else ""
-            goals.append(
-                {
-                    "asin": p.asin,
-                    "category": p.category,
-                    "query": p.query,
-                    "name": p.title,
-                    "product_category": p.product_category,
-                    "instruction_text": f"{text}{option_text}{price_text}",
-                    "attributes": attrs,
-                    "price_upper": upper,
-                    "goal_options": goal_options,
-                }
-            )
+            goals.append(_goal(p, f"{text}{option_text}{price_text}", attrs, upper, goal_options))
     return goals, dropped
+
+
+def _goal(
+    p: Product, instruction_text: str, attrs: list[str], upper: float, goal_options: Any
+) -> dict[str, Any]:
+    """One goal record, as WebShop's goal builders make it."""
+    return {
+        "asin": p.asin,
+        "category": p.category,
+        "query": p.query,
+        "name": p.title,
+        "product_category": p.product_category,
+        "instruction_text": instruction_text,
+        "attributes": attrs,
+        "price_upper": upper,
+        "goal_options": goal_options,
+    }
 
 
 def _named_options(product: Product, values: list[str] | dict[str, str]) -> dict[str, str] | str:
