@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,9 +59,7 @@ def test_an_error_keeps_the_finished_episodes_and_resume_completes_them(lock_id,
     assert [e.to_json() for e in done.episodes] == [e.to_json() for e in full.episodes]
     assert [e.to_json() for e in read_episodes(tmp_path)] == [e.to_json() for e in full.episodes]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert (
-        summary["complete"] is True and summary["episodes"] == N_EPISODES and summary["success_rate"] == 1.0
-    )
+    assert summary["complete"] is True and summary["episodes"] == 6 and summary["success_rate"] == 1.0
 
 
 def test_resume_checks_the_settings_and_the_records(lock_id, tmp_path):
@@ -104,17 +103,18 @@ def test_cli_eval_flags(lock_id, tmp_path, capsys):
 
 
 # ---- a real `turngym eval` process, interrupted ------------------------------------------------------------------
-# Enough episodes that the eval cannot finish between the test seeing 2 of them and its signal arriving, even on a
-# loaded machine where the test process is scheduled late.
+# The eval's agent is the tiny model behind a real `ChatServer` (openai:URL). The server answers the first GATE_FREE
+# generation requests and holds the next one until the test releases it, so the signal always lands mid-eval, with at
+# least 2 episodes written (each episode asks at most --max-turns 3 times) and at most 6 (each asks at least once) of
+# N_EPISODES: no assumption about how fast this machine plays episodes.
 N_EPISODES = 12
+GATE_FREE = 6
 EVAL = [
     "eval",
     "--env",
     "turngym/EmbodiedSearch-v0",
     "--env-arg",
     "image=false",
-    "--agent",
-    "hf:tiny?max_new_tokens=32",
     "--episodes",
     str(N_EPISODES),
     "--num-envs",
@@ -127,25 +127,65 @@ EVAL = [
 ]
 
 
-def _cli(out: Path, *extra: str) -> list[str]:
-    return [str(Path(sys.executable).parent / "turngym"), *EVAL, "--out", str(out), *extra]
+class GatedServer:
+    """A `ChatServer` over the tiny model whose generation worker holds call GATE_FREE + 1 until `release()`."""
+
+    def __init__(self) -> None:
+        from turngym.agents.backends.hf import HFPolicy
+        from turngym.agents.server import ChatServer
+
+        policy = HFPolicy.from_pretrained("tiny")
+        generate, self.calls = policy.generate, 0
+        self.held, self.gate = threading.Event(), threading.Event()
+
+        def gated(
+            prompts, max_new_tokens=None, temperature=None, top_p=None, stop=None, seed=None, cancel=None
+        ):
+            self.calls += 1
+            if self.calls > GATE_FREE:
+                self.held.set()
+                self.gate.wait(timeout=300)
+            return generate(prompts, max_new_tokens, temperature, top_p, stop, seed, cancel=cancel)
+
+        policy.generate = gated
+        self.server = ChatServer(policy).start()
+        self.agent = f"openai:{self.server.url}?max_tokens=16"
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def stop(self) -> None:
+        self.gate.set()
+        self.server.stop()
+
+
+@pytest.fixture
+def served():
+    pytest.importorskip("openai")
+    server = GatedServer()
+    yield server
+    server.stop()
+
+
+def _cli(out: Path, agent: str, *extra: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "turngym"), *EVAL, "--agent", agent, "--out", str(out), *extra]
 
 
 def _env() -> dict[str, str]:
     return dict(os.environ, OMP_NUM_THREADS="1")
 
 
-def _run_until_episodes(out: Path, n: int, sig: int) -> subprocess.CompletedProcess:
-    """Start the eval, wait until `n` episodes are in episodes.jsonl, send `sig`."""
-    proc = subprocess.Popen(_cli(out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    path = out / "episodes.jsonl"
+def _run_until_held(out: Path, served: GatedServer, sig: int) -> subprocess.CompletedProcess:
+    """Start the eval, wait until the server holds its request GATE_FREE + 1, send `sig`."""
+    proc = subprocess.Popen(
+        _cli(out, served.agent), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 300
     try:
-        while time.time() < deadline:
-            if path.exists() and len(path.read_text().splitlines()) >= n:
-                break
+        while time.time() < deadline and not served.held.is_set():
             assert proc.poll() is None, proc.communicate()[1][-3000:]
             time.sleep(0.05)
+        assert served.held.is_set(), "the eval never reached the held request"
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
@@ -155,8 +195,11 @@ def _run_until_episodes(out: Path, n: int, sig: int) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def _resume_and_check(out: Path, kept: list) -> None:
-    res = subprocess.run(_cli(out, "--resume"), env=_env(), capture_output=True, text=True, timeout=600)
+def _resume_and_check(out: Path, served: GatedServer, kept: list) -> None:
+    served.release()
+    res = subprocess.run(
+        _cli(out, served.agent, "--resume"), env=_env(), capture_output=True, text=True, timeout=600
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"{N_EPISODES} episodes" in res.stdout
     eps = read_episodes(out)
@@ -172,9 +215,9 @@ def _resume_and_check(out: Path, kept: list) -> None:
 
 
 @pytest.mark.slow
-def test_eval_interrupted_with_sigint_writes_what_finished_and_resumes(tmp_path):
+def test_eval_interrupted_with_sigint_writes_what_finished_and_resumes(tmp_path, served):
     out = tmp_path / "eval"
-    res = _run_until_episodes(out, 2, signal.SIGINT)
+    res = _run_until_held(out, served, signal.SIGINT)
     assert res.returncode == 130, res.stderr[-3000:]
     assert "turngym: interrupted" in res.stderr and "--resume" in res.stderr
     assert "Traceback" not in res.stderr
@@ -184,17 +227,17 @@ def test_eval_interrupted_with_sigint_writes_what_finished_and_resumes(tmp_path)
     assert summary["status"] == "interrupted" and summary["complete"] is False
     report = (out / "report.html").read_text()
     assert report.count("<details") == len(kept)
-    _resume_and_check(out, kept)
+    _resume_and_check(out, served, kept)
 
 
 @pytest.mark.slow
-def test_eval_killed_with_sigkill_keeps_finished_episodes_and_resumes(tmp_path):
+def test_eval_killed_with_sigkill_keeps_finished_episodes_and_resumes(tmp_path, served):
     out = tmp_path / "eval"
-    res = _run_until_episodes(out, 2, signal.SIGKILL)
+    res = _run_until_held(out, served, signal.SIGKILL)
     assert res.returncode == -signal.SIGKILL
     kept = read_episodes(out)
     summary = json.loads((out / "summary.json").read_text())
     assert 2 <= len(kept) < N_EPISODES
     # summary.json is rewritten after each episode; a kill between the two writes leaves it one behind
     assert summary["episodes"] in (len(kept), len(kept) - 1) and summary["complete"] is False
-    _resume_and_check(out, kept)
+    _resume_and_check(out, served, kept)
