@@ -175,10 +175,21 @@ def _env() -> dict[str, str]:
     return dict(os.environ, OMP_NUM_THREADS="1")
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """The child's SIGINT back to the default: a test run started in the background of a non-interactive shell
+    (as CI scripts do) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt in the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_until_held(out: Path, served: GatedServer, sig: int) -> subprocess.CompletedProcess:
     """Start the eval, wait until the server holds its request GATE_FREE + 1, send `sig`."""
     proc = subprocess.Popen(
-        _cli(out, served.agent), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        _cli(out, served.agent),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     deadline = time.time() + 300
     try:
