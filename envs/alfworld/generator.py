@@ -197,9 +197,13 @@ def goal_candidates(task_type: str, scene: str, layout: dict[str, Any]) -> list[
 
 
 def sample_record(task_id: str, task_type: str, scenes: list[str], rng: random.Random, cache: dict[str, Any]):
-    """One record of `task_type` (None when 20 tries found no scene that supports it)."""
-    for _ in range(20):
-        scene = rng.choice(scenes)
+    """One record of `task_type` from a scene of `scenes` that supports it (None when none does).
+
+    Scenes are drawn at random (20 draws); when all 20 miss, every scene is tried once in an order drawn from `rng`,
+    so a type that some scene supports always gets a record. The fallback starts only after the 20 draws, so a
+    record that the draws found is the same as before the fallback existed (packs stay byte-identical).
+    """
+    for scene in _scene_draws(scenes, rng):
         if scene not in cache:
             cache[scene] = load_scene(scene)
         layout = build_layout(scene, cache[scene], rng)
@@ -218,6 +222,14 @@ def sample_record(task_id: str, task_type: str, scenes: list[str], rng: random.R
             "layout": layout,
         }
     return None
+
+
+def _scene_draws(scenes: list[str], rng: random.Random) -> Iterator[str]:
+    """20 random draws, then every scene once in a random order (lazy: each draw happens when it is asked for, so
+    the rng calls interleave with the layout built for the previous scene exactly as a plain loop's would)."""
+    for _ in range(20):
+        yield rng.choice(scenes)
+    yield from rng.sample(scenes, len(scenes))
 
 
 def game_type(seed: int, split: str, index: int) -> str:

@@ -27,3 +27,32 @@ def test_layouts_of_every_scene_name_basins_like_alfred_and_start_the_agent_off_
             for _, home in lay["objects"]:
                 assert home in {r for r, _ in lay["receptacles"]}
     assert basins > 0
+
+
+def test_a_game_whose_random_draws_all_miss_still_gets_a_scene_that_supports_its_type():
+    """Train game 1336 (seed 0) is a heat task whose 20 random scene draws all land on scenes without a microwave;
+    the generator then tries every scene in a drawn order instead of stopping the whole run."""
+    draws = []
+    orig = gen._scene_draws
+
+    def recording(scenes, rng):
+        for scene in orig(scenes, rng):
+            draws.append(scene)
+            yield scene
+
+    gen._scene_draws = recording
+    try:
+        rec = gen.candidate(0, "train", 1336, 0)
+    finally:
+        gen._scene_draws = orig
+    assert rec["task_type"] == "pick_heat_then_place_in_recep"
+    assert len(draws) > 20  # the 20 draws missed: the fallback found the scene
+    assert rec["scene"] == draws[-1] and rec["scene"] in gen.split_scenes("train")
+    # a pure function of its arguments, as every game is
+    assert gen.candidate(0, "train", 1336, 0) == rec
+
+
+def test_sample_record_is_none_only_when_no_scene_supports_the_type():
+    kitchens = [s for s in gen.split_scenes("train") if gen.room_type(s) == "Kitchen"][:3]
+    assert kitchens
+    assert gen.sample_record("t", "look_at_obj_in_light", kitchens, random.Random(0), {}) is None
