@@ -18,7 +18,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from turngym.errors import UnknownNameError
+from turngym.errors import ConfigError, UnknownNameError
+from turngym.registry import Registry, decorator
 
 
 @dataclass
@@ -115,33 +116,32 @@ class ScriptedAgent(Agent):
 
 
 AgentFactory = Callable[..., Agent]
-AGENTS: dict[str, AgentFactory] = {
-    "scripted": lambda arg=None, **kw: ScriptedAgent(arg or ""),
-    "expert": lambda arg=None, **kw: ExpertAgent(),
-    "random": lambda arg=None, seed=0, **kw: RandomAgent(seed=int(arg) if arg else seed),
-}
+# name -> factory(arg, **kwargs) -> Agent. The model backends (`hf`, `hf-vlm`, `vllm`, `openai`) register from
+# `turngym.agents.backends` on the first lookup of a name not registered yet; a user's backend registers with
+# `@register_agent("name")` in its own module (docs/extending.md, "A model backend").
+AGENTS: Registry = Registry("agent", plugins=("backends",), package="turngym.agents")
+register_agent = decorator(AGENTS)
+AGENTS.register("scripted", lambda arg=None, **kw: ScriptedAgent(arg or ""))
+AGENTS.register("expert", lambda arg=None, **kw: ExpertAgent())
+AGENTS.register("random", lambda arg=None, seed=0, **kw: RandomAgent(seed=int(arg) if arg else seed))
 
 
 def make_agent(spec: str | Agent, **kwargs: Any) -> Agent:
-    """An agent from a spec `NAME` or `NAME:ARG` (e.g. `expert`, `random:3`, `hf:/path/to/model`)."""
+    """An agent from a spec `NAME` or `NAME:ARG` (e.g. `expert`, `random:3`, `hf:/path/to/model`): the factory
+    registered under NAME is called with ARG (None when absent) and `kwargs`."""
     if isinstance(spec, Agent):
         return spec
     name, _, arg = str(spec).partition(":")
-    _load_backends()
+    if name not in AGENTS:
+        AGENTS.load_plugins()
     if name not in AGENTS:
         raise UnknownNameError(
-            f"unknown agent {spec!r}; known agents: {sorted(AGENTS)} (written NAME or NAME:ARG)"
+            f"unknown agent {spec!r}; known agents: {sorted(AGENTS)} (written NAME or NAME:ARG; a backend of "
+            "your own registers with @register_agent in a module you import, or `turngym eval --plugin FILE`)"
         )
-    return AGENTS[name](arg or None, **kwargs)
-
-
-def _load_backends() -> None:
-    """Model backends register themselves in AGENTS when their module is imported (imports stay lazy)."""
-    import importlib
-
-    for module in ("turngym.agents.backends",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    agent = AGENTS[name](arg or None, **kwargs)
+    if not isinstance(agent, Agent):
+        raise ConfigError(
+            f"agent {name!r}: its factory returned {type(agent).__name__}, not a turngym.agents.Agent"
+        )
+    return agent

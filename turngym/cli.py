@@ -195,6 +195,17 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="import a module (name or .py path) first: your env family, model backend or task-pack family "
+        "registers itself there (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="turngym", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -232,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the evaluation in --out: keep its finished episodes, play the missing ones",
     )
     e.add_argument("--quiet", action="store_true")
+    _add_plugin_option(e)
     e.set_defaults(fn=cmd_eval)
 
     pl = sub.add_parser(
@@ -242,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--split", default=None)
     pl.add_argument("--task-id", default=None)
     pl.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
+    _add_plugin_option(pl)
     pl.set_defaults(fn=cmd_play)
 
     t = sub.add_parser("tasks", help="list or validate task packs")
@@ -251,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="load every split as an env would: exit 0 and 'ok' only if the pack plays"
     )
     v.add_argument("path", help="pack name or folder")
+    _add_plugin_option(v)
     imp = tsub.add_parser("import", help="convert another project's released data into a task pack")
     from turngym.envs.shopping.webshop_import import register_cli as register_webshop_import
 
@@ -275,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "plugin", None):
+            from turngym.registry import import_plugins
+
+            import_plugins(args.plugin, field="--plugin")
         return int(args.fn(args) or 0)
     except TurngymError as exc:
         print(f"turngym: error: {exc}", file=sys.stderr)

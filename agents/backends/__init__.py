@@ -98,7 +98,11 @@ def make_vllm(arg: str | None = None, **kwargs: Any) -> Agent:
     return VLLMPolicy.from_pretrained(target, **{**opts, **kwargs})
 
 
-AGENTS.setdefault("hf", make_hf)
-AGENTS.setdefault("hf-vlm", make_hf_vlm)
-AGENTS.setdefault("openai", make_openai)
-AGENTS.setdefault("vllm", make_vllm)
+for _name, _factory in (
+    ("hf", make_hf),
+    ("hf-vlm", make_hf_vlm),
+    ("openai", make_openai),
+    ("vllm", make_vllm),
+):
+    if _name not in AGENTS:  # a user's backend registered under the same name first keeps it
+        AGENTS.register(_name, _factory)
