@@ -5,8 +5,8 @@ Two layers, both on a real Chromium:
   controls, controls clipped outside any scrollable area, covered or off-screen fixed ones) is left out, what can be
   done is listed (including `select(ID, "label")` with quotes and non-ASCII labels), and every listed action is run
   on a freshly loaded copy of the page;
-- the envs themselves: for every MiniWoB task with a scripted expert and for `WebShopBrowser-v0`, three seeds, the
-  expert plays an episode and at one step per seed (MiniWoB: before the expert's 1st, 2nd and 3rd action; WebShop:
+- the envs themselves: for every MiniWoB task with a scripted expert and for `WebShopBrowser-v0`, three seeds (checked
+  at the same time, one env each), the expert plays an episode and at one step per seed (MiniWoB: before the expert's 1st, 2nd and 3rd action; WebShop:
   the result list, a product page, the product page before Buy Now) every listed action is executed through
   `env.step` on a copy of that state. A browser page cannot be copied, so the copy is made by resetting with the same
   seed and replaying the expert's prefix; the test checks the copy shows exactly the observed page (ids, values,
@@ -237,11 +237,27 @@ def check_admissible_along_expert(
 
 @pytest.fixture(scope="module")
 def miniwob():
+    """One MiniWoB env per seed: the seeds of a task are checked at the same time (most of a check is waiting for
+    pages to settle), each env on its own browser thread."""
     from turngym.envs.web.miniwob import MiniWoBEnv
 
-    env = MiniWoBEnv(image=False, action_timeout_ms=TIMEOUT_MS, max_turns=60)
-    yield env
-    env.close()
+    envs = [MiniWoBEnv(image=False, action_timeout_ms=TIMEOUT_MS, max_turns=60) for _ in SEEDS]
+    yield envs
+    for env in envs:
+        env.close()
+
+
+def along_expert_per_seed(envs: list[gym.Env], steps: tuple[int, ...], options: dict[str, Any] | None) -> int:
+    """`check_admissible_along_expert` for seed i on envs[i] at step steps[i], the seeds in parallel; the number of
+    actions executed (the first failure is raised)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(SEEDS)) as pool:
+        futures = [
+            pool.submit(check_admissible_along_expert, env, seed, step, options)
+            for env, seed, step in zip(envs, SEEDS, steps)
+        ]
+        return sum(f.result() for f in futures)
 
 
 def _expert_tasks() -> list[str]:
@@ -257,22 +273,21 @@ RACY = {"use-autocomplete", "use-autocomplete-nodelay"}
 
 @pytest.mark.parametrize("task", _expert_tasks())
 def test_admissible_actions_execute_along_the_expert(miniwob, task):
-    assert task in miniwob.task_ids("train"), f"expert task {task!r} is not in the miniwob pack"
-    options = {"task_id": task}
-    executed = sum(
-        check_admissible_along_expert(miniwob, seed, step, options) for seed, step in zip(SEEDS, (0, 1, 2))
-    )
+    assert task in miniwob[0].task_ids("train"), f"expert task {task!r} is not in the miniwob pack"
+    executed = along_expert_per_seed(miniwob, (0, 1, 2), {"task_id": task})
     assert executed >= len(SEEDS)
 
 
 def test_admissible_actions_execute_along_the_webshop_expert():
-    env = gym.make("turngym/WebShopBrowser-v0", image=False, action_timeout_ms=TIMEOUT_MS, max_turns=60)
+    envs = [
+        gym.make("turngym/WebShopBrowser-v0", image=False, action_timeout_ms=TIMEOUT_MS, max_turns=60)
+        for _ in SEEDS
+    ]
     try:
         # the search page lists only the search button (inputs are filled, not clicked): check the result list,
         # a product page and the product page with its options chosen, before Buy Now
-        executed = sum(
-            check_admissible_along_expert(env, seed, step) for seed, step in zip(SEEDS, (2, 3, -1))
-        )
+        executed = along_expert_per_seed(envs, (2, 3, -1), None)
         assert executed >= 30
     finally:
-        env.close()
+        for env in envs:
+            env.close()
