@@ -62,9 +62,11 @@ def expert_script(max_turns):
 
 @pytest.fixture(scope="module")
 def policy():
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
     tok = char_tokenizer()
-    return ScriptedPolicy(tiny_llama(len(tok), seed=0), tok, seed=0, max_new_tokens=12)
+    yield ScriptedPolicy(tiny_llama(len(tok), seed=0), tok, seed=0, max_new_tokens=12)
+    torch.set_num_threads(before)  # later modules (and their subprocesses) must see the default again
 
 
 def expert_parent(eng, policy, max_turns):

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import time
@@ -137,27 +138,39 @@ def test_resume_continues_exactly(tmp_path):
     assert torch.allclose(_params(m_full), _params(m_cont), atol=1e-6)
 
 
-KILL_SCRIPT = """
-import sys, time
+RUN_SCRIPT = """
+import json, sys, time
+import torch
+torch.set_num_threads(1)
 sys.path.insert(0, {root!r})
-from tests.trainers.test_grpo import make
+from tests.trainers.test_grpo import _params, make
 from pathlib import Path
 import turngym.trainers.grpo as g
-orig = g.GRPOTrainer.train_step
-def slow(self):
-    out = orig(self); time.sleep(0.4); return out
-g.GRPOTrainer.train_step = slow
-t, _ = make(Path({tmp!r}), steps=6, save_every=1)
-t.train(resume=True)
+if {slow}:
+    orig = g.GRPOTrainer.train_step
+    def slow(self):
+        out = orig(self); time.sleep(0.4); return out
+    g.GRPOTrainer.train_step = slow
+t, model = make(Path({tmp!r}), steps=6, save_every=1)
+recs = t.train(resume={resume})
+torch.save(_params(model), Path({tmp!r}) / "params.pt")
+(Path({tmp!r}) / "records.json").write_text(json.dumps([[r["step"], r["task_position"], r["reward"]] for r in recs]))
 """
+
+
+def _run_in_child(tmp: Path, resume: bool, slow: bool = False) -> subprocess.Popen:
+    """The 6-step run of `make` in a fresh interpreter, one thread: the killed run, its resumption and the reference
+    all run in processes started the same way, so their float rounding cannot depend on what this process did."""
+    root = str(Path(__file__).resolve().parents[2])
+    script = RUN_SCRIPT.format(root=root, tmp=str(tmp), resume=resume, slow=slow)
+    return subprocess.Popen([sys.executable, "-c", script], cwd=root, env=dict(os.environ))
 
 
 @pytest.mark.slow
 def test_kill_mid_run_and_resume(tmp_path):
-    """A run is SIGKILLed mid-way; resuming reaches the same step count, with every batch exactly once."""
-    root = str(Path(__file__).resolve().parents[2])
-    script = KILL_SCRIPT.format(root=root, tmp=str(tmp_path / "k"))
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=root)
+    """A run is SIGKILLed mid-way; resuming reaches the same step count, with every batch exactly once, and ends
+    with the weights of an uninterrupted run."""
+    proc = _run_in_child(tmp_path / "k", resume=True, slow=True)
     ckdir = tmp_path / "k" / "run" / "checkpoints"
     deadline = time.time() + 600
     try:
@@ -170,14 +183,14 @@ def test_kill_mid_run_and_resume(tmp_path):
         proc.wait()
     killed_at = max(int(p.name[5:]) for p in ckdir.iterdir() if p.name.startswith("step-"))
     assert killed_at < 6
-    resumed, m_res = make(tmp_path / "k", steps=6, save_every=1)
-    recs = resumed.train(resume=True)
-    assert [r["step"] for r in recs] == list(range(1, 7))
-    ref, m_ref = make(tmp_path / "ref", steps=6, save_every=1)
-    rec_ref = ref.train()
-    assert [r["task_position"] for r in recs] == [r["task_position"] for r in rec_ref]
-    assert [r["reward"] for r in recs] == [r["reward"] for r in rec_ref]
-    assert torch.allclose(_params(m_ref), _params(m_res), atol=1e-6)
+    for tmp, resume in ((tmp_path / "k", True), (tmp_path / "ref", False)):
+        assert _run_in_child(tmp, resume).wait(timeout=600) == 0
+    recs = json.loads((tmp_path / "k" / "records.json").read_text())
+    rec_ref = json.loads((tmp_path / "ref" / "records.json").read_text())
+    assert [r[0] for r in recs] == list(range(1, 7))
+    assert recs == rec_ref  # steps, task positions and rewards
+    params, params_ref = (torch.load(tmp_path / d / "params.pt") for d in ("k", "ref"))
+    assert torch.allclose(params_ref, params, atol=1e-6)
     lines = (tmp_path / "k" / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == list(range(1, 7))
     assert read_metrics(tmp_path / "k" / "run")[-1]["step"] == 6
