@@ -132,14 +132,14 @@ def make_agent(spec: str | Agent, **kwargs: Any) -> Agent:
     if isinstance(spec, Agent):
         return spec
     name, _, arg = str(spec).partition(":")
-    if name not in AGENTS:
-        AGENTS.load_plugins()
-    if name not in AGENTS:
+    try:
+        factory = AGENTS.get_entry(name)  # loads the built-in backends on the first unknown name
+    except UnknownNameError:
         raise UnknownNameError(
             f"unknown agent {spec!r}; known agents: {sorted(AGENTS)} (written NAME or NAME:ARG; a backend of "
             "your own registers with @register_agent in a module you import, or `turngym eval --plugin FILE`)"
-        )
-    agent = AGENTS[name](arg or None, **kwargs)
+        ) from None
+    agent = factory(arg or None, **kwargs)
     if not isinstance(agent, Agent):
         raise ConfigError(
             f"agent {name!r}: its factory returned {type(agent).__name__}, not a turngym.agents.Agent"

@@ -31,7 +31,8 @@ REGISTRIES = (ADVANTAGES, POLICY_LOSSES, hooks.REWARD_SHAPERS, CALLBACKS, ROLLOU
 
 
 def doc_files() -> dict[str, str]:
-    """The trainer walkthroughs' files (the model backend and env family ones are tests/test_extending_agents_envs.py's)."""
+    """The trainer walkthroughs' files (the model backend and env family walkthroughs are checked by
+    tests/test_extending_agents_envs.py)."""
     text = DOC.read_text(encoding="utf-8")
     files = dict(BLOCK.findall(text[: text.index("## A model backend")]))
     assert len(files) == 10, sorted(files)  # five walkthroughs: a file and a config each

@@ -1,5 +1,4 @@
 import json
-import os
 import subprocess
 import sys
 import time
@@ -163,7 +162,7 @@ def _run_in_child(tmp: Path, resume: bool, slow: bool = False) -> subprocess.Pop
     all run in processes started the same way, so their float rounding cannot depend on what this process did."""
     root = str(Path(__file__).resolve().parents[2])
     script = RUN_SCRIPT.format(root=root, tmp=str(tmp), resume=resume, slow=slow)
-    return subprocess.Popen([sys.executable, "-c", script], cwd=root, env=dict(os.environ))
+    return subprocess.Popen([sys.executable, "-c", script], cwd=root)
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def test_layouts_of_every_scene_name_basins_like_alfred_and_start_the_agent_off_
     assert basins > 0
 
 
-def test_a_game_whose_random_draws_all_miss_still_gets_a_scene_that_supports_its_type():
+def test_a_game_whose_random_draws_all_miss_still_gets_a_scene_that_supports_its_type(monkeypatch):
     """Train game 1336 (seed 0) is a heat task whose 20 random scene draws all land on scenes without a microwave;
     the generator then tries every scene in a drawn order instead of stopping the whole run."""
     draws = []
@@ -40,11 +40,9 @@ def test_a_game_whose_random_draws_all_miss_still_gets_a_scene_that_supports_its
             draws.append(scene)
             yield scene
 
-    gen._scene_draws = recording
-    try:
-        rec = gen.candidate(0, "train", 1336, 0)
-    finally:
-        gen._scene_draws = orig
+    monkeypatch.setattr(gen, "_scene_draws", recording)
+    rec = gen.candidate(0, "train", 1336, 0)
+    monkeypatch.undo()
     assert rec["task_type"] == "pick_heat_then_place_in_recep"
     assert len(draws) > 20  # the 20 draws missed: the fallback found the scene
     assert rec["scene"] == draws[-1] and rec["scene"] in gen.split_scenes("train")

@@ -6,8 +6,8 @@ Two layers, both on a real Chromium:
   done is listed (including `select(ID, "label")` with quotes and non-ASCII labels), and every listed action is run
   on a freshly loaded copy of the page;
 - the envs themselves: for every MiniWoB task with a scripted expert and for `WebShopBrowser-v0`, three seeds (checked
-  at the same time, one env each), the expert plays an episode and at one step per seed (MiniWoB: before the expert's 1st, 2nd and 3rd action; WebShop:
-  the result list, a product page, the product page before Buy Now) every listed action is executed through
+  at the same time, one env each), the expert plays an episode and at one step per seed (MiniWoB: before the
+  expert's 1st, 2nd and 3rd action; WebShop: the result list, a product page, the product page before Buy Now) every listed action is executed through
   `env.step` on a copy of that state. A browser page cannot be copied, so the copy is made by resetting with the same
   seed and replaying the expert's prefix; the test checks the copy shows exactly the observed page (ids, values,
   boxes, focus) before each candidate runs. A candidate that leaves the page as it was (and does not end the
