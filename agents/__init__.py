@@ -10,6 +10,13 @@ from turngym.agents.base import (
     make_agent,
     register_agent,
 )
+from turngym.agents.policy import (
+    Generation,
+    TokenPolicy,
+    TokenPolicyBase,
+    VisionTokenPolicy,
+    check_token_policy,
+)
 
 __all__ = [
     "AGENTS",
@@ -17,7 +24,12 @@ __all__ = [
     "EpisodeContext",
     "ExpertAgent",
     "RandomAgent",
+    "Generation",
+    "TokenPolicy",
+    "TokenPolicyBase",
     "Turn",
+    "VisionTokenPolicy",
+    "check_token_policy",
     "make_agent",
     "register_agent",
 ]

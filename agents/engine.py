@@ -33,6 +33,7 @@ import numpy as np
 import turngym  # noqa: F401  (registers the env ids)
 from turngym.agents.base import EpisodeContext, Turn
 from turngym.agents.parsing import parse_action
+from turngym.agents.policy import TokenPolicy, check_token_policy
 from turngym.agents.prompting import first_user_message
 from turngym.agents.rollout import env_task_ids
 from turngym.agents.trajectory import Episode, Step, TokenEpisode, clean_info
@@ -105,7 +106,7 @@ class RolloutEngine:
 
     def __init__(
         self,
-        policy: Any,
+        policy: TokenPolicy,
         env_id: str,
         env_kwargs: dict[str, Any] | None = None,
         num_envs: int = 16,
@@ -125,12 +126,8 @@ class RolloutEngine:
         if env_backend not in ("local", "ray"):
             raise ConfigError(f"env_backend must be 'local' or 'ray', got {env_backend!r}")
         self.env_backend = env_backend
-        if not hasattr(policy, "generate") or not hasattr(policy, "chat"):
-            raise ConfigError(
-                f"RolloutEngine needs a token-level policy with .generate and .chat (HFPolicy, VLLMPolicy); "
-                f"got {type(policy).__name__}"
-            )
-        if getattr(policy, "multimodal", False) and getattr(policy, "keep_images", None) is not None:
+        check_token_policy(policy, "RolloutEngine")
+        if policy.multimodal and policy.keep_images is not None:
             raise ConfigError(
                 "RolloutEngine keeps every image of an episode in its one token sequence (what the model saw is "
                 "what the trainer scores); keep_images is for evaluation only: build the policy without it"
@@ -223,15 +220,13 @@ class RolloutEngine:
         the rollout policy (`policy.load_weights`). Returns the new version. Waits for a running generation turn."""
         with self.policy_update():
             if model is not None:
-                if not hasattr(self.policy, "load_weights"):
-                    raise ConfigError(f"{type(self.policy).__name__} cannot load weights (no load_weights)")
                 self.policy.load_weights(model)
         return self._version
 
     def _release_kv(self, keys: Iterable[int] | None = None) -> None:
         with self._cond:
             keys = set(self._kv_keys if keys is None else keys)
-            if keys and hasattr(self.policy, "release_cache"):
+            if keys:
                 self.policy.release_cache(list(keys))
             self._kv_keys -= keys
 
@@ -241,9 +236,9 @@ class RolloutEngine:
         # one sampling seed per episode and turn: an episode's samples do not depend on its batch-mates
         seeds = [ep.sample_seed * 1_000_003 + len(ep.rewards) for ep in eps]
         kw: dict[str, Any] = {}
-        if getattr(self.policy, "kv_reuse", False):  # HFPolicy keeps each episode's KV cache between turns
+        if self.policy.kv_reuse:  # HFPolicy keeps each episode's KV cache between turns
             kw["cache_keys"] = [ep.uid for ep in eps]
-        if getattr(self.policy, "multimodal", False):  # VLMPolicy: each prompt's images, in order
+        if self.policy.multimodal:  # VLMPolicy: each prompt's images, in order
             kw["images"] = [ep.images for ep in eps]
         with self._cond:
             self._kv_keys.update(kw.get("cache_keys", []))
@@ -500,7 +495,7 @@ class RolloutEngine:
         ep = Episode(
             env_id=self.env_id,
             task_id=info["task_id"],
-            agent=str(getattr(self.policy, "spec", type(self.policy).__name__)),
+            agent=str(self.policy.spec),
             seed=seed,
             instructions=info["instructions"],
             observation=obs["text"],
@@ -566,7 +561,7 @@ class RolloutEngine:
         ids, matched = self.policy.chat.user_turn_ids(messages)
         if image is not None:
             ids = self.policy.expand_images(ids, [image])
-        max_new = int(getattr(self.policy, "max_new_tokens", 0))
+        max_new = int(self.policy.max_new_tokens)
         if self.max_episode_tokens and len(ep.input_ids) + len(ids) + max_new > self.max_episode_tokens:
             ep.meta["stop_reason"] = "token_budget"
             ep.episode.steps[-1].truncated = True
@@ -581,13 +576,13 @@ class RolloutEngine:
 
     def _image(self, obs: dict[str, Any]) -> Any:
         """The observation's image when the policy reads images (`VLMPolicy` with `use_images`), else None."""
-        if not getattr(self.policy, "multimodal", False) or not getattr(self.policy, "use_images", True):
+        if not self.policy.multimodal or not self.policy.use_images:
             return None
         img = obs.get("image")
         return None if img is None else np.ascontiguousarray(img, dtype=np.uint8)
 
     def _user_content(self, text: str, image: Any) -> Any:
-        return self.policy.user_content(text, image) if getattr(self.policy, "multimodal", False) else text
+        return self.policy.user_content(text, image) if self.policy.multimodal else text
 
     def _finish(self, ep: _Live) -> TokenEpisode:
         self._release_kv([ep.uid])
@@ -611,7 +606,7 @@ class RolloutEngine:
         )
 
     def _image_fields(self, ep: _Live) -> dict[str, Any]:
-        if not getattr(self.policy, "multimodal", False):
+        if not self.policy.multimodal:
             return {}
         return {
             "images": list(ep.images),

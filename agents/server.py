@@ -26,7 +26,6 @@ with HTTP 504.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import queue
@@ -45,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from turngym.agents.parsing import parse_tool_call, strip_thinking
+from turngym.agents.policy import TokenPolicy, check_token_policy
 from turngym.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -182,13 +182,13 @@ def peer_closed(sock: socket.socket) -> bool:
 
 
 class ChatServer:
-    """Serve `policy` (an HFPolicy) on `host:port` (port 0 picks a free one). Use as a context manager or
+    """Serve `policy` (a `TokenPolicy`: HFPolicy, VLMPolicy, VLLMPolicy) on `host:port` (port 0 picks a free one). Use as a context manager or
     call `start()`/`stop()`; `url` is the base URL a client needs (`http://host:port/v1`). A request still
     generating after `request_timeout` seconds is cancelled and answered with HTTP 504."""
 
     def __init__(
         self,
-        policy: Any,
+        policy: TokenPolicy,
         host: str = "127.0.0.1",
         port: int = 0,
         model_name: str | None = None,
@@ -198,11 +198,11 @@ class ChatServer:
         if not request_timeout > 0:
             raise ConfigError(f"request_timeout must be > 0 seconds, got {request_timeout}")
         self.policy = policy
-        self.model_name = model_name or str(getattr(policy, "spec", "turngym-model"))
+        check_token_policy(policy, "turngym serve")
+        self.model_name = model_name or str(policy.spec)
         self.max_batch = max_batch
         self.request_timeout = float(request_timeout)
-        self._cancellable = "cancel" in inspect.signature(policy.generate).parameters
-        self.multimodal = bool(getattr(policy, "multimodal", False))  # VLMPolicy: requests may hold images
+        self.multimodal = bool(policy.multimodal)  # VLMPolicy: requests may hold images
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._httpd = ThreadingHTTPServer((host, port), self._handler())
         self._httpd.daemon_threads = True
@@ -267,7 +267,7 @@ class ChatServer:
                 seed = None
                 if any(r.seed is not None for r in group):
                     seed = [r.seed if r.seed is not None else int(self._rng.integers(2**62)) for r in group]
-                extra: dict[str, Any] = {"cancel": [r.cancel for r in group]} if self._cancellable else {}
+                extra: dict[str, Any] = {"cancel": [r.cancel for r in group]}
                 if self.multimodal:
                     extra["images"] = [r.images for r in group]
                 try:

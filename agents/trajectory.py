@@ -136,7 +136,11 @@ class TokenEpisode:
       turn_index[k]    index of the turn (step) whose action token k belongs to; -1 for non-policy tokens
     Per turn t (len == number of steps):
       rewards[t], obs_keys[t] (the `obs_key` of the state the action was taken in), infos[t] (cleaned step info)
-    `group` identifies the group of episodes sampled for the same task (GRPO); `episode` keeps the text trajectory.
+    `group` identifies the group of episodes sampled for the same task (GRPO): the engine numbers groups from 0 per
+    `collect` call, and a trainer that collects in several rounds per step qualifies it as (round, group).
+    `env_rewards`: the env's own per-turn rewards, kept by the trainer before reward shapers replace `rewards`
+    (None until then). `episode` keeps the text trajectory; `meta` holds free-form extras (not read by trainers
+    unless documented by the piece that writes them).
     Episodes of a vision-language policy (`VLMPolicy`) also carry their images, aligned with the placeholders:
       images[j]           the j-th image of the conversation (HxWx3 uint8), i.e. of the j-th placeholder run
       image_inputs        the processor's tensors for those images: {"pixel_values", "image_grid_thw"} (empty
@@ -152,8 +156,9 @@ class TokenEpisode:
     obs_keys: list[str]
     infos: list[dict[str, Any]]
     task_id: str
-    group: int = 0
+    group: int | tuple[int, int] = 0
     episode: Episode | None = None
+    env_rewards: list[float] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     images: list[np.ndarray] = field(default_factory=list)
     image_inputs: dict[str, Any] = field(default_factory=dict)

@@ -439,7 +439,7 @@ def _entry_point_dirs(refresh: bool = False) -> dict[str, Path]:
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
-        except Exception as exc:  # a broken third-party pack must not break the others
+        except Exception as exc:  # a broken pack stops the scan with its entry point named (no silent skip)
             raise TaskPackError(
                 f"task-pack entry point {ep.name!r} ({ep.value}) failed to load: {exc}"
             ) from exc

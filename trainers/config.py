@@ -229,6 +229,12 @@ class GRPOConfig(OptimConfig, RunConfig):
     def __post_init__(self) -> None:
         validate(self)
 
+    def shaper_specs(self) -> list[dict[str, Any]]:
+        """The reward shapers to run, in order: `reward_shaping`, then DAPO's overlong shaping when
+        `overlong_max_len` is set (the two fields are a shorthand for `{name: dapo_overlong, max_len, cache}`)."""
+        overlong = {"name": "dapo_overlong", "max_len": self.overlong_max_len, "cache": self.overlong_cache}
+        return [*self.reward_shaping, *([overlong] if self.overlong_max_len else [])]
+
 
 @functools.cache
 def default_grpo_config() -> GRPOConfig:

@@ -11,7 +11,9 @@ batch entropy H inside a band around its historical moving average H̄, with a p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -65,3 +67,49 @@ class EntropyHistory:
 
     def load_state_dict(self, d: dict) -> None:
         self.momentum, self.value = d["momentum"], d["value"]
+
+
+class EntropyTerms:
+    """The entropy terms of the trainer's loss, from the config: the plain bonus −c·H (`entropy_coef`) and, with
+    `epo`, the EPO regulariser against H̄. One object per trainer: `begin_update(step)` fixes β_k and H̄ for an
+    update, `apply(loss, h)` adds the terms to a micro-batch's loss, `end_update(entropies)` records the update's
+    mean entropy in H̄ and returns what to log. `state_dict` is H̄ (checkpointed)."""
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+        self.history = EntropyHistory(cfg.epo_momentum)
+        self._beta = 0.0
+        self._h_hist: float | None = None
+
+    @property
+    def needs_grad(self) -> bool:
+        """Whether the loss differentiates through the entropy."""
+        return self.cfg.entropy_coef > 0 or self.cfg.epo
+
+    def begin_update(self, step: int) -> None:
+        c = self.cfg
+        self._beta = epo_beta(step, c.epo_beta0, c.epo_beta_decay, c.epo_beta_min)
+        self._h_hist = self.history.value
+
+    def apply(self, loss: Tensor, h: Tensor) -> Tensor:
+        c = self.cfg
+        if c.entropy_coef > 0:
+            loss = loss - c.entropy_coef * h
+        if c.epo:
+            loss = loss + epo_loss(h, self._h_hist, self._beta, c.epo_alpha, c.epo_kappa_lo, c.epo_kappa_hi)
+        return loss
+
+    def end_update(self, entropies: list[float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.cfg.epo:
+            out["epo_beta"] = self._beta
+            out["entropy_hist"] = self._h_hist if self._h_hist is not None else float("nan")
+        if entropies:
+            self.history.update(float(np.mean(entropies)))
+        return out
+
+    def state_dict(self) -> dict:
+        return self.history.state_dict()
+
+    def load_state_dict(self, d: dict) -> None:
+        self.history.load_state_dict(d)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from turngym.agents.policy import check_token_policy
 from turngym.agents.trajectory import TokenEpisode
 from turngym.errors import ConfigError
 from turngym.trainers import hooks
@@ -46,7 +47,7 @@ from turngym.trainers.checkpoint import (
     save_checkpoint,
 )
 from turngym.trainers.config import GRPOConfig, save_interval, to_dict
-from turngym.trainers.epo import EntropyHistory, epo_beta, epo_loss, masked_mean_entropy
+from turngym.trainers.epo import EntropyTerms, masked_mean_entropy
 from turngym.trainers.logging import MetricsLogger, plot_curves
 from turngym.trainers.losses import POLICY_LOSSES, aggregate, kl_penalty, loss_agg, needs_entropy
 from turngym.trainers.rewards import group_metrics
@@ -239,10 +240,14 @@ class GRPOTrainer:
             )
         self.config = cfg
         self.policy = policy
+        # a bare nn.Module trains with an engine of its own (no sampling settings); anything else is a TokenPolicy
+        for p, what in ((policy, "GRPOTrainer"), (rollout_policy, "GRPOTrainer's rollout_policy")):
+            if p is not None and not isinstance(p, torch.nn.Module):
+                check_token_policy(p, what)
         self.model: torch.nn.Module = prepare_model(policy_module(policy), cfg)
         if not isinstance(policy, torch.nn.Module):
             policy.model = self.model
-        self.tokenizer = getattr(policy, "tokenizer", None)
+        self.tokenizer = None if isinstance(policy, torch.nn.Module) else policy.tokenizer
         if self.world > 1:  # every rank starts from rank 0's weights
             for t in self.model.state_dict().values():
                 torch.distributed.broadcast(t, 0)
@@ -253,16 +258,10 @@ class GRPOTrainer:
         if self.fsdp:
             rollout_policy = self._shard(policy, rollout_policy)
         self.rollout_policy = rollout_policy
-        if rollout_policy is not None and not callable(getattr(rollout_policy, "load_weights", None)):
-            raise ConfigError(
-                f"rollout_policy {type(rollout_policy).__name__} has no load_weights(model): the trainer could "
-                "not keep its weights in sync with the trained model"
-            )
         # the config is authoritative for sampling: log-probs are recomputed at the same temperature
-        for name in ("temperature", "max_new_tokens"):
-            for p in (policy, rollout_policy):
-                if p is not None and hasattr(p, name):
-                    setattr(p, name, getattr(cfg, name))
+        for p in (policy, rollout_policy):
+            if p is not None and not isinstance(p, torch.nn.Module):
+                p.temperature, p.max_new_tokens = cfg.temperature, cfg.max_new_tokens
         self.engine = engine if engine is not None else self._default_engine()
         self.evaluator = evaluator
         self.sync_rollout_weights()
@@ -275,10 +274,10 @@ class GRPOTrainer:
         self.tasks = TaskStream(
             task_ids or cfg.task_ids or split_task_ids(cfg.env_id, cfg.env_kwargs, cfg.split), cfg.seed
         )
-        self.entropy_hist = EntropyHistory(cfg.epo_momentum)
+        self.entropy_terms = EntropyTerms(cfg)
         self.step = 0
         self._build_hooks(callbacks)
-        self.pad_id = int(getattr(self.tokenizer, "pad_token_id", None) or 0)
+        self.pad_id = int(self.tokenizer.pad_token_id or 0) if self.tokenizer is not None else 0
         self.vocab_size = int(getattr(getattr(self.model, "config", None), "vocab_size", 0) or 0)
         self.out = Path(cfg.output_dir)
         self.logger: MetricsLogger | None = None
@@ -290,7 +289,7 @@ class GRPOTrainer:
         cfg = self.config
         self.callbacks: list[Callback] = [build_callback(s) for s in cfg.callbacks]
         self.shapers = []
-        for spec in cfg.reward_shaping:
+        for spec in cfg.shaper_specs():
             shaper = hooks.resolve(hooks.REWARD_SHAPERS, spec, "reward shaper")
             if isinstance(shaper, Callback):
                 self.callbacks.append(shaper)
@@ -299,8 +298,6 @@ class GRPOTrainer:
         self.callbacks += list(callbacks or [])
         self._callbacks_begun = False
         self._ctx: hooks.HookContext | None = None
-        if cfg.overlong_max_len:
-            self.shapers.append(hooks.make_dapo_overlong(cfg.overlong_max_len, cfg.overlong_cache))
         self.max_turns_fn = (
             hooks.resolve(hooks.MAX_TURNS_SCHEDULES, cfg.max_turns_schedule, "max_turns schedule")
             if cfg.max_turns_schedule
@@ -340,10 +337,10 @@ class GRPOTrainer:
                 "forward passes of the trained model during rollouts)"
             )
         if rollout_policy is None:
-            if not callable(getattr(policy, "replica", None)):
+            if isinstance(policy, torch.nn.Module):
                 raise ConfigError(
-                    "fsdp needs an unsharded policy for rollouts: pass rollout_policy=..., or use a policy with "
-                    f"replica() (HFPolicy); {type(policy).__name__} has none"
+                    "fsdp needs an unsharded policy for rollouts: pass rollout_policy=..., or a TokenPolicy with "
+                    f"replica() (HFPolicy); got a bare {type(policy).__name__}"
                 )
             rollout_policy = policy.replica()
         inner = getattr(self.model, "model", None)
@@ -413,9 +410,10 @@ class GRPOTrainer:
         return eps
 
     def shape(self, group: list[TokenEpisode]) -> None:
-        """Apply the reward-shaping hooks to one group in place, keeping the env's rewards in meta["env_rewards"]."""
+        """Apply the reward-shaping hooks to one group in place, keeping the env's rewards in `ep.env_rewards`."""
         for ep in group:
-            ep.meta.setdefault("env_rewards", list(ep.rewards))
+            if ep.env_rewards is None:
+                ep.env_rewards = list(ep.rewards)
         ctx = self.hook_context()
         for shaper in self.shapers:
             new = shaper(group, ctx)
@@ -457,7 +455,7 @@ class GRPOTrainer:
             log.warning("step %d: every group had equal rewards; nothing to learn from", self.step)
         stats["reward"] = float(np.mean([e.total_reward for e in all_eps])) if all_eps else 0.0
         stats["env_reward"] = (
-            float(np.mean([sum(e.meta["env_rewards"]) for e in all_eps])) if all_eps else 0.0
+            float(np.mean([sum(e.env_rewards or e.rewards) for e in all_eps])) if all_eps else 0.0
         )
         stats["success"] = float(np.mean([e.success for e in all_eps])) if all_eps else 0.0
         stats["turns"] = float(np.mean([len(e.rewards) for e in all_eps])) if all_eps else 0.0
@@ -492,7 +490,7 @@ class GRPOTrainer:
         return int(self.config.max_new_tokens * turns)
 
     def micro_loss(
-        self, items: list[tuple[TokenEpisode, torch.Tensor]], step_beta: float, h_hist: float | None
+        self, items: list[tuple[TokenEpisode, torch.Tensor]]
     ) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         eps = [e for e, _ in items]
@@ -507,7 +505,7 @@ class GRPOTrainer:
         adv = adv.to(device)
         logits = forward_logits(self.model, batch, cfg.bf16)
         logp = shift_logprobs(logits, batch.input_ids, cfg.temperature) * batch.policy_mask
-        if cfg.entropy_coef > 0 or cfg.epo or needs_entropy(cfg):
+        if self.entropy_terms.needs_grad or needs_entropy(cfg):
             ent = shift_entropy(logits, cfg.temperature)
         else:
             with torch.no_grad():
@@ -539,11 +537,7 @@ class GRPOTrainer:
             )
             loss = loss + cfg.kl_beta * kl
             metrics["kl"] = float(kl.detach())
-        if cfg.entropy_coef > 0:
-            loss = loss - cfg.entropy_coef * h
-        if cfg.epo:
-            loss = loss + epo_loss(h, h_hist, step_beta, cfg.epo_alpha, cfg.epo_kappa_lo, cfg.epo_kappa_hi)
-        return loss, metrics
+        return self.entropy_terms.apply(loss, h), metrics
 
     def update(self, items: list[tuple[TokenEpisode, torch.Tensor]]) -> dict[str, float]:
         """`ppo_epochs` passes over shuffled mini-batches with gradient accumulation. Returns averaged metrics."""
@@ -555,8 +549,7 @@ class GRPOTrainer:
         token_weighted = (
             loss_agg(cfg) == "token_mean"
         )  # micro-batches weighted by their share of policy tokens
-        beta = epo_beta(self.step, cfg.epo_beta0, cfg.epo_beta_decay, cfg.epo_beta_min)
-        h_hist = self.entropy_hist.value
+        self.entropy_terms.begin_update(self.step)
         sums: dict[str, float] = {}
         count = 0
         entropies: list[float] = []
@@ -586,7 +579,7 @@ class GRPOTrainer:
                         w = sum(e.num_policy_tokens for e, _ in micro) / tok_total
                     else:
                         w = len(micro) / len(mini)
-                    loss, m = self.micro_loss(micro, beta, h_hist)
+                    loss, m = self.micro_loss(micro)
                     (loss * w).backward()
                     entropies.append(m["entropy"])
                     if not grad_norms:  # no optimizer step yet: the gap is the sampler's mismatch alone
@@ -612,11 +605,7 @@ class GRPOTrainer:
         if first_gaps:
             out["rollout_logprob_gap"] = float(np.mean(first_gaps))
         out["weight_sync_s"] = self.sync_rollout_weights()
-        if cfg.epo:
-            out["epo_beta"] = beta
-            out["entropy_hist"] = h_hist if h_hist is not None else float("nan")
-        if entropies:
-            self.entropy_hist.update(float(np.mean(entropies)))
+        out.update(self.entropy_terms.end_update(entropies))
         return out
 
     def _zero_pass(self) -> None:
@@ -655,7 +644,7 @@ class GRPOTrainer:
     def state(self) -> dict[str, Any]:
         return {
             "task_position": self.tasks.position,
-            "entropy_hist": self.entropy_hist.state_dict(),
+            "entropy_hist": self.entropy_terms.state_dict(),
             "callbacks": {callback_key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)},
         }
 
@@ -701,7 +690,7 @@ class GRPOTrainer:
             blob = load_checkpoint(ckpt, self.model, self.optimizer, self.scheduler)
         self.step = blob["step"]
         self.tasks.position = blob["state"]["task_position"]
-        self.entropy_hist.load_state_dict(blob["state"]["entropy_hist"])
+        self.entropy_terms.load_state_dict(blob["state"]["entropy_hist"])
         saved = blob["state"].get("callbacks", {})
         for i, cb in enumerate(self.callbacks):
             key = callback_key(i, cb)

@@ -5,7 +5,7 @@ Three registries, each `name -> factory(**kwargs) -> callable`; a config names t
 REWARD_SHAPERS      shaper(group: list[TokenEpisode], ctx: HookContext) -> list[list[float]]
                     Called once per group (episodes of one task), after rollouts and before advantages. Returns the
                     new per-turn rewards of every episode (same lengths as `ep.rewards`). Shapers run in config order;
-                    the env's own rewards stay in `ep.meta["env_rewards"]`. A shaper is a pure function of the group
+                    the env's own rewards stay in `ep.env_rewards`. A shaper is a pure function of the group
                     (no I/O, no engine, no training); what needs state or side effects is a trainer `Callback`
                     (`trainers.callbacks`). A factory may return a `Callback` that is also callable (a shaper with
                     state, e.g. SPA-RL's: the callback fits, the call shapes) or one that is not (SLIM, kept under

@@ -73,9 +73,9 @@ def grounding(ep: TokenEpisode) -> list[int]:
 
 
 def episode_reward(ep: TokenEpisode) -> float:
-    """The env's episode reward R the estimator is fitted to: `meta["env_rewards"]` (where the trainer keeps the
+    """The env's episode reward R the estimator is fitted to: `ep.env_rewards` (where the trainer keeps the
     env's rewards once a shaper has run), else the episode's rewards."""
-    return float(sum(ep.meta.get("env_rewards", ep.rewards)))
+    return float(sum(ep.env_rewards if ep.env_rewards is not None else ep.rewards))
 
 
 def step_positions(ep: TokenEpisode) -> list[int]:

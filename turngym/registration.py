@@ -38,7 +38,7 @@ class EnvEntry:
         return all(is_available(m) for m in self.needs)
 
 
-# One entry (or a few) per env family; keep families in alphabetical order to ease merges.
+# One entry (or a few) per env family, the entries of a family next to each other.
 ENVS: list[EnvEntry] = [
     # embodied: find objects for a person in houses of real iTHOR rooms (docs/embodied.md)
     EnvEntry(

@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from turngym.agents.base import Agent, EpisodeContext
 from turngym.agents.chat import ChatFormat
-from turngym.agents.parsing import Parsed, parse_action
-from turngym.agents.prompting import context_messages, fit_history
+from turngym.agents.policy import Generation, TokenPolicyBase
 from turngym.errors import ConfigError
 from turngym.optional import require
 
@@ -31,16 +29,6 @@ log = logging.getLogger(__name__)
 
 
 _KeptCache = tuple[list[int], list[tuple[Any, Any]]]
-
-
-@dataclass
-class Generation:
-    """One generated continuation: ids (including the end-of-turn id when one was generated) and their log-probs."""
-
-    token_ids: list[int]
-    logprobs: list[float]
-    text: str
-    finish_reason: str  # "stop" (end-of-turn id), "stop_string", "length" or "cancelled"
 
 
 def smollm2_gguf() -> Path:
@@ -116,7 +104,7 @@ def resolve_model_path(spec: str) -> tuple[str, str | None]:
     return _split_gguf(spec, None)
 
 
-class HFPolicy(Agent):
+class HFPolicy(TokenPolicyBase):
     """A transformers causal LM as a batched policy. See the module docstring for the generation contract."""
 
     name = "hf"
@@ -125,39 +113,18 @@ class HFPolicy(Agent):
         self,
         model: Any,
         tokenizer: Any,
-        max_new_tokens: int = 128,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        system_prompt: str | None = None,
-        parser: str = "raw",
-        max_context_tokens: int | None = None,
-        seed: int = 0,
         spec: str | None = None,
-        prompt_hook: Any = None,
         kv_reuse: bool = False,
         fast_decode: bool = True,
+        **settings: Any,
     ):
+        """`settings`: the sampling settings of `TokenPolicyBase` (max_new_tokens, temperature, top_p, stop,
+        system_prompt, parser, max_context_tokens, seed, prompt_hook)."""
         torch = require("torch", extra="train", purpose="the transformers backend")
-        if max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {temperature}")
-        if not 0 < top_p <= 1:
-            raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+        spec = spec or f"hf:{getattr(model, 'name_or_path', '') or type(model).__name__}"
+        super().__init__(tokenizer, spec=spec, **settings)
         self.model = model
-        self.tokenizer = tokenizer
-        self.chat = ChatFormat(tokenizer)
-        self.max_new_tokens = int(max_new_tokens)
-        self.temperature = float(temperature)
-        self.top_p = float(top_p)
-        self.stop = list(stop or [])
-        self.system_prompt = system_prompt
-        self.parser = parser
-        self.max_context_tokens = max_context_tokens
-        self.prompt_hook = prompt_hook  # instructions -> extra system text (e.g. memory.PromptContext)
-        self.spec = spec or f"hf:{getattr(model, 'name_or_path', '') or type(model).__name__}"
-        self._generator = torch.Generator().manual_seed(int(seed))
+        self._generator = torch.Generator().manual_seed(self.seed)
         self._logits_to_keep = True
         self.kv_reuse = bool(kv_reuse)
         self.fast_decode = bool(fast_decode)  # the lean Llama/Qwen2 forward (fastdecode.py) where it applies
@@ -202,30 +169,12 @@ class HFPolicy(Agent):
         return HFPolicy(
             copy.deepcopy(self.model),
             self.tokenizer,
-            **self._replica_settings(),
-            max_context_tokens=self.max_context_tokens,
             kv_reuse=self.kv_reuse,
             fast_decode=self.fast_decode,
+            **self.settings(),
         )
 
-    def _replica_settings(self) -> dict[str, Any]:
-        """The settings every replica of an HF-style policy copies (subclasses add their own)."""
-        return {
-            "max_new_tokens": self.max_new_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "stop": self.stop,
-            "system_prompt": self.system_prompt,
-            "parser": self.parser,
-            "seed": int(self._generator.initial_seed()),
-            "spec": self.spec,
-            "prompt_hook": self.prompt_hook,
-        }
-
     # ---- generation ------------------------------------------------------------------------------------------
-    def encode_messages(self, messages: list[dict[str, str]]) -> list[int]:
-        return self.chat.prompt_ids(messages)
-
     def generate(
         self,
         prompts: list[list[int]],
@@ -528,33 +477,6 @@ class HFPolicy(Agent):
         torch = require("torch", extra="train")
         with torch.no_grad():
             self.model.load_state_dict(state)
-
-    # ---- the Agent interface (evaluation) ---------------------------------------------------------------------
-    def begin_episode(self, ctx: EpisodeContext) -> None:
-        system = self.system_prompt
-        extra = self.prompt_hook(ctx.instructions) if self.prompt_hook is not None else None
-        if extra:
-            system = f"{system}\n\n{extra}" if system else extra
-        ctx.state["system_prompt"] = system
-
-    def messages_for(self, ctx: EpisodeContext) -> list[dict[str, str]]:
-        msgs = context_messages(ctx, ctx.state.get("system_prompt", self.system_prompt))
-        if self.max_context_tokens:
-            budget = self.max_context_tokens - self.max_new_tokens
-            msgs = fit_history(msgs, lambda m: len(self.chat.prompt_ids(m)), budget)
-        return msgs
-
-    def act(self, contexts: list[EpisodeContext]) -> list[str]:
-        prompts = [self.chat.prompt_ids(self.messages_for(ctx)) for ctx in contexts]
-        gens = self.generate(prompts)
-        actions = []
-        for ctx, g in zip(contexts, gens):
-            parsed: Parsed = parse_action(g.text, self.parser)
-            ctx.state.setdefault("raw_actions", []).append(g.text)
-            if not parsed.ok:
-                ctx.state.setdefault("parse_errors", {})[len(ctx.history)] = parsed.error
-            actions.append(parsed.action)
-        return actions
 
 
 @dataclass

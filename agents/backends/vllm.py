@@ -20,45 +20,25 @@ import logging
 import os
 from typing import Any
 
-from turngym.agents.backends.hf import Generation
-from turngym.agents.base import Agent, EpisodeContext
-from turngym.agents.chat import ChatFormat
-from turngym.agents.parsing import parse_action
-from turngym.agents.prompting import context_messages
+from turngym.agents.policy import Generation, TokenPolicyBase
 from turngym.errors import ConfigError
 from turngym.optional import require
 
 log = logging.getLogger(__name__)
 
 
-class VLLMPolicy(Agent):
+class VLLMPolicy(TokenPolicyBase):
+    """A vLLM offline engine as a batched policy (`TokenPolicy`); `act` is `TokenPolicyBase.act`, so evaluation
+    honours the system prompt, `prompt_hook` and `max_context_tokens` exactly as `HFPolicy` does."""
+
     name = "vllm"
 
-    def __init__(
-        self,
-        llm: Any,
-        tokenizer: Any,
-        max_new_tokens: int = 128,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        system_prompt: str | None = None,
-        parser: str = "raw",
-        seed: int = 0,
-        spec: str | None = None,
-    ):
+    def __init__(self, llm: Any, tokenizer: Any, spec: str | None = None, **settings: Any):
+        """`settings`: the sampling settings of `TokenPolicyBase` (max_new_tokens, temperature, top_p, stop,
+        system_prompt, parser, max_context_tokens, seed, prompt_hook)."""
+        super().__init__(tokenizer, spec=spec or "vllm", **settings)
         self.llm = llm
-        self.tokenizer = tokenizer
-        self.chat = ChatFormat(tokenizer)
-        self.max_new_tokens = int(max_new_tokens)
-        self.temperature = float(temperature)
-        self.top_p = float(top_p)
-        self.stop = list(stop or [])
-        self.system_prompt = system_prompt
-        self.parser = parser
-        self.seed = int(seed)
         self._calls = 0
-        self.spec = spec or "vllm"
 
     @classmethod
     def from_pretrained(
@@ -93,7 +73,11 @@ class VLLMPolicy(Agent):
         top_p: float | None = None,
         stop: list[str] | None = None,
         seed: int | list[int] | None = None,
+        cache_keys: list[Any] | None = None,
+        cancel: list[Any] | None = None,
     ) -> list[Generation]:
+        """`TokenPolicy.generate`. `cache_keys` are not needed (vLLM's prefix cache finds shared prefixes itself);
+        `cancel` is not supported (vLLM finishes a batch as a whole): rows never finish with "cancelled"."""
         vllm = require("vllm", extra="vllm")
         from vllm.inputs import TokensPrompt
 
@@ -171,11 +155,3 @@ class VLLMPolicy(Agent):
         else:
             self._engine_model().load_weights(weights=weights)
         self.llm.reset_prefix_cache()
-
-    def act(self, contexts: list[EpisodeContext]) -> list[str]:
-        prompts = [self.chat.prompt_ids(context_messages(ctx, self.system_prompt)) for ctx in contexts]
-        actions = []
-        for ctx, g in zip(contexts, self.generate(prompts)):
-            ctx.state.setdefault("raw_actions", []).append(g.text)
-            actions.append(parse_action(g.text, self.parser).action)
-        return actions

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from turngym.agents.backends import flag
-from turngym.agents.backends.hf import Generation, HFPolicy
+from turngym.agents.backends.hf import HFPolicy
 from turngym.agents.backends.images import as_image, kept_turns, record_turn_image
 from turngym.agents.base import EpisodeContext
-from turngym.agents.parsing import parse_action
+from turngym.agents.policy import Generation
 from turngym.agents.prompting import context_messages
 from turngym.errors import ConfigError
 from turngym.optional import require
@@ -238,7 +238,7 @@ class VLMPolicy(HFPolicy):
             self.processor,
             keep_images=self.keep_images,
             use_images=self.use_images,
-            **self._replica_settings(),
+            **self.settings(),
         )
 
     def freeze_vision(self) -> int:
@@ -480,22 +480,14 @@ class VLMPolicy(HFPolicy):
         users = [m for m in messages if m["role"] == "user"]
         return [imgs[t] for t, m in enumerate(users) if not isinstance(m["content"], str)]
 
-    def act(self, contexts: list[EpisodeContext]) -> list[str]:
+    def prompts_for(self, contexts: list[EpisodeContext]) -> tuple[list[list[int]], dict[str, Any]]:
         prompts, images = [], []
         for ctx in contexts:
             msgs = self.messages_for(ctx)
             imgs = self.conversation_images(ctx, msgs)
             prompts.append(self.encode_conversation(msgs, imgs))
             images.append(imgs)
-        gens = self.generate(prompts, images=images)
-        actions = []
-        for ctx, g in zip(contexts, gens):
-            parsed = parse_action(g.text, self.parser)
-            ctx.state.setdefault("raw_actions", []).append(g.text)
-            if not parsed.ok:
-                ctx.state.setdefault("parse_errors", {})[len(ctx.history)] = parsed.error
-            actions.append(parsed.action)
-        return actions
+        return prompts, {"images": images}
 
 
 def _cache_of(out: Any) -> Any:

@@ -115,7 +115,7 @@ def test_reward_shaping_hook_changes_advantages(tmp_path):
     # 2 policy tokens, L_max=2, cache=1: penalty (2-1-2)/1 = -1 on the last turn; env rewards kept in meta
     for g in groups:
         for ep in g:
-            assert ep.rewards[-1] == ep.meta["env_rewards"][-1] - 1.0
+            assert ep.rewards[-1] == ep.env_rewards[-1] - 1.0
     assert stats["reward"] == pytest.approx(stats["env_reward"] - 1.0)
 
 

@@ -117,8 +117,8 @@ def test_estimator_learns_to_attribute_reward_to_steps():
     bad = episode([GOOD, 4], invalid=[False, True])
     cb = spa.contributions(bad)
     assert spa_shaper([bad], spa) == [pytest.approx([cb[0] + 0.5, cb[1]])]
-    # once the trainer has replaced the rewards, the estimator still fits the env's reward (meta["env_rewards"])
-    bad.meta["env_rewards"], bad.rewards = list(bad.rewards), [5.0, 5.0]
+    # once the trainer has replaced the rewards, the estimator still fits the env's reward (ep.env_rewards)
+    bad.env_rewards, bad.rewards = list(bad.rewards), [5.0, 5.0]
     assert spa.update([bad]) < 0.5
 
 
