@@ -50,7 +50,7 @@ class Callback:
         """Restore what `state_dict` returned."""
 
 
-CALLBACKS = Registry("callback", plugins=("skills", "progress"))
+CALLBACKS = Registry("callback", plugins=("skills", "progress", "curricula"))
 """name -> a Callback class or a factory `(**kwargs) -> Callback` (config `callbacks: [{name: ..., **kwargs}]`)."""
 register_callback = decorator(CALLBACKS)
 

@@ -112,6 +112,8 @@ _DAPO = "DAPO dynamic sampling and overlong shaping"
 _ARPO = "ARPO (rollout_strategy=arpo; trainers/arpo.py)"
 _HOOKS = "hooks and callbacks (docs/trainers.md 'Hooks', docs/extending.md)"
 _SCALE = "vLLM and multi-GPU"
+_ALIGN = "AlignDistil (extra_advantages: [{name: aligndistil, teacher: DPO, ref: REF}])"
+_CRAFT = "CRAFT-GUI curriculum (callbacks: [{name: craft_gui}])"
 
 
 @dataclass
@@ -218,6 +220,27 @@ class GRPOConfig(OptimConfig, RunConfig):
         help="trainer callbacks: [{name: ..., **kwargs}] (on_train_begin, on_step_begin, on_rollouts, ...)",
         group=_HOOKS,
         factory=list,
+    )
+    aligndistil_delta: float = _f(
+        0.1,
+        "δ, the per-token distribution shift the token-adaptive teacher aims at: λ_t = min(λ_max, δ / (TV_t + 1e-6)) "
+        "with TV_t the total variation between the DPO model's and the reference's next-token distributions",
+        _ALIGN,
+    )
+    aligndistil_lam_max: float = _f(
+        3.0, "λ_max, the largest per-token extrapolation λ_t of the token-adaptive teacher", _ALIGN
+    )
+    craft_hard_below: float = _f(
+        0.2, "a task whose last measured group success rate is below this is 'too hard'", _CRAFT
+    )
+    craft_easy_above: float = _f(
+        0.8, "a task whose last measured group success rate is above this is 'too easy'", _CRAFT
+    )
+    craft_easy_weight: float = _f(
+        0.1, "sampling weight of a too-easy task (a learnable or not yet measured task weighs 1)", _CRAFT
+    )
+    craft_hard_weight: float = _f(
+        0.1, "sampling weight of a too-hard task (a learnable or not yet measured task weighs 1)", _CRAFT
     )
     plugins: list[str] = _f(
         help="your modules that register pieces (module names or .py paths), imported before names are checked",
@@ -354,6 +377,7 @@ def validate(cfg: GRPOConfig) -> None:
     _check_save_every(cfg.save_every)
     if cfg.overlong_max_len and not (0 < cfg.overlong_cache <= cfg.overlong_max_len):
         raise ConfigError("overlong shaping needs 0 < overlong_cache <= overlong_max_len")
+    _check_methods(cfg)
     _check_specs(cfg.reward_shaping, "reward_shaping", hooks.REWARD_SHAPERS)
     _check_specs(cfg.extra_advantages, "extra_advantages", hooks.EXTRA_ADVANTAGES)
     _check_specs(cfg.callbacks, "callbacks", CALLBACKS)
@@ -361,6 +385,26 @@ def validate(cfg: GRPOConfig) -> None:
         if not isinstance(cfg.max_turns_schedule, dict) or "name" not in cfg.max_turns_schedule:
             raise ConfigError("max_turns_schedule must be a mapping with a 'name'")
         hooks.MAX_TURNS_SCHEDULES.check(cfg.max_turns_schedule["name"], "max_turns_schedule.name")
+
+
+def _check_methods(cfg: GRPOConfig) -> None:
+    """The AlignDistil and CRAFT-GUI fields."""
+    for name in ("aligndistil_delta", "aligndistil_lam_max"):
+        if not getattr(cfg, name) > 0:
+            raise ConfigError(f"config field {name!r} must be > 0, got {getattr(cfg, name)}")
+    for name in ("craft_hard_below", "craft_easy_above"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ConfigError(
+                f"config field {name!r} must be a success rate in [0, 1], got {getattr(cfg, name)}"
+            )
+    if not cfg.craft_hard_below < cfg.craft_easy_above:
+        raise ConfigError(
+            f"config fields 'craft_hard_below' ({cfg.craft_hard_below}) and 'craft_easy_above' "
+            f"({cfg.craft_easy_above}): the too-hard threshold must be below the too-easy one"
+        )
+    for name in ("craft_easy_weight", "craft_hard_weight"):
+        if not getattr(cfg, name) >= 0:
+            raise ConfigError(f"config field {name!r} must be >= 0, got {getattr(cfg, name)}")
 
 
 T = TypeVar("T")

@@ -47,7 +47,7 @@ def test_gopd_and_exopd_hand_computed():
         exopd_advantages(T, S, M, R, lam=1.0)
     with pytest.raises(ConfigError, match="shapes"):
         opd_advantages(T, S[:, :2], M)
-    assert set(DISTILL_ADVANTAGES) == {"opd", "gopd", "exopd"}
+    assert set(DISTILL_ADVANTAGES) == {"opd", "gopd", "exopd", "aligndistil"}
 
 
 def test_reverse_kl():
