@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.turngym-installed
-EXTRAS := alfworld,web,coding,docker,train,trl,openai,distributed,dev
+EXTRAS := alfworld,web,coding,docker,train,lora,trl,openai,distributed,dev
 APT_PKGS := chromium bubblewrap
 
 .PHONY: demo test test-isa lint format setup system venv clean

@@ -32,12 +32,24 @@ def _load_policy(path: str) -> Any:
             "'tiny' (a small random model built locally, for trying the pipeline)"
         )
     try:
+        from turngym.agents.backends import make_hf_vlm
         from turngym.agents.backends.hf import HFPolicy
     except ImportError as exc:
         raise ConfigError(
             "the HF policy backend needs the `train` extra: pip install 'turngym[train]'"
         ) from exc
+    if path.startswith("hf-vlm:") or path == "tiny-vl" or _is_vlm_folder(path):
+        return make_hf_vlm(path.removeprefix("hf-vlm:"))  # options after '?', as for `turngym eval --agent`
     return HFPolicy.from_pretrained(path)
+
+
+def _is_vlm_folder(path: str) -> bool:
+    """A checkpoint folder of a vision-language model (its config.json has a `vision_config`)."""
+    conf = Path(path) / "config.json"
+    try:
+        return conf.is_file() and "vision_config" in json.loads(conf.read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def _load_vllm_rollout(cfg: Any) -> Any:

@@ -49,6 +49,12 @@ class OptimConfig:
     gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass", "optimisation")
     lora_r: int = _f(0, "> 0: wrap the model with a peft LoRA adapter of this rank", "optimisation")
     lora_alpha: int = _f(16, "LoRA alpha", "optimisation")
+    lora_vision: bool = _f(
+        False,
+        "vision-language models: also put LoRA adapters on the vision tower (default: the language model only; the "
+        "vision tower stays frozen, as every base weight does under LoRA)",
+        "optimisation",
+    )
 
 
 @dataclass

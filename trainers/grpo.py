@@ -112,8 +112,13 @@ def is_degenerate(group: list[TokenEpisode]) -> bool:
     return max(totals) - min(totals) < 1e-9
 
 
+# module names of vision towers (Qwen2-VL `visual`, LLaVA `vision_tower`, Idefics3/SmolVLM `vision_model`)
+VISION_MODULES = r".*\b(visual|vision_tower|vision_model)\b.*"
+
+
 def prepare_model(model: torch.nn.Module, cfg: Any) -> torch.nn.Module:
-    """Gradient checkpointing and LoRA (peft) as configured."""
+    """Gradient checkpointing and LoRA (peft) as configured: adapters on every linear layer of the language model
+    (and of the vision tower with `lora_vision`); peft freezes every base weight."""
     if cfg.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()
         if hasattr(model, "config"):
@@ -122,8 +127,14 @@ def prepare_model(model: torch.nn.Module, cfg: Any) -> torch.nn.Module:
         from turngym.optional import require
 
         peft = require("peft", "lora", "LoRA training")
+        # a vision-language model keeps its vision tower out of LoRA unless asked (`lora_vision`)
+        exclude = None if cfg.lora_vision else VISION_MODULES
         lcfg = peft.LoraConfig(
-            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            target_modules="all-linear",
+            exclude_modules=exclude,
+            task_type="CAUSAL_LM",
         )
         model = peft.get_peft_model(model, lcfg)
     return model

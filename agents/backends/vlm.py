@@ -241,10 +241,16 @@ class VLMPolicy(HFPolicy):
             **self.settings(),
         )
 
+    @property
+    def base_model(self) -> Any:
+        """The transformers model under any adapter wrapper (a trainer's LoRA wraps `self.model` with peft)."""
+        unwrap = getattr(self.model, "get_base_model", None)
+        return unwrap() if callable(unwrap) else self.model
+
     def freeze_vision(self) -> int:
         """Stop training the vision tower (requires_grad False; trainers optimise only trainable parameters).
         Returns the number of frozen parameters."""
-        visual = getattr(self.model.model, "visual", None)
+        visual = getattr(self.base_model.model, "visual", None)
         if visual is None:
             raise ConfigError(f"{type(self.model).__name__} has no vision tower at model.model.visual")
         n = 0
@@ -371,7 +377,7 @@ class VLMPolicy(HFPolicy):
         mm = (ids == self.image_token_id).long() * mask
         ids, mask, mm = ids.to(device), mask.to(device), mm.to(device)
         self.prefill_tokens += int(mask.sum())
-        pos, _ = self.model.model.get_rope_index(
+        pos, _ = self.base_model.model.get_rope_index(
             ids,
             mm_token_type_ids=mm,
             image_grid_thw=grids.to(device) if grids is not None else None,

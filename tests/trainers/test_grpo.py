@@ -193,3 +193,15 @@ def test_kill_mid_run_and_resume(tmp_path):
     lines = (tmp_path / "k" / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == list(range(1, 7))
     assert read_metrics(tmp_path / "k" / "run")[-1]["step"] == 6
+
+
+def test_lora_trains_only_the_adapters(tmp_path):
+    pytest.importorskip("peft")
+    trainer, model = make(tmp_path, steps=2, lora_r=2, lora_alpha=4, lr=3e-2)
+    trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    base0 = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if not p.requires_grad}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert all(torch.equal(v, after[n]) for n, v in base0.items())  # every base weight frozen
+    assert any(after[n].abs().sum() > 0 for n in trainable if "lora_B" in n)  # B starts at zero: it moved

@@ -178,3 +178,68 @@ def test_sft_on_image_episodes_trains_through_the_vision_tower(tmp_path, one_thr
     assert moved is not freeze  # the loss's gradient reaches the vision tower unless it is frozen
     text = policy.model.model.language_model.state_dict()
     assert any(not torch.equal(text0[k], text[k]) for k in text0)
+
+
+@pytest.mark.parametrize("lora_vision", [False, True])
+def test_lora_on_the_language_model_with_the_vision_tower_frozen(tmp_path, one_thread, lora_vision):
+    pytest.importorskip("peft")
+    policy = tiny()
+    base0 = {k: v.clone() for k, v in policy.model.state_dict().items()}
+    cfg = config(tmp_path, ES, steps=1, lora_r=4, lora_alpha=8, lora_vision=lora_vision)
+    trainer = GRPOTrainer(policy, config=cfg)
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert any("language_model" in n for n in trainable)
+    assert any(".visual." in n for n in trainable) == lora_vision
+    # sampling goes through the wrapped model: the batch's log-probs still equal the sampling ones
+    groups, _ = trainer.rollout()
+    batch = collate([e for g in groups for e in g], trainer.pad_id)
+    with torch.no_grad():
+        lp = shift_logprobs(forward_logits(trainer.model, batch), batch.input_ids, cfg.temperature)
+    m = batch.policy_mask > 0
+    assert torch.allclose(lp[m], batch.old_logprobs[m], atol=1e-4)
+    rec = trainer.train_step()
+    trainer.engine.close()
+    assert rec["optimizer_steps"] >= 1
+    # base weights (the vision tower's included) are untouched; the adapters moved
+    base = trainer.model.get_base_model().state_dict()
+    for k, v in base0.items():
+        key = (
+            k
+            if k in base
+            else k.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
+        )
+        assert torch.equal(v, base[key]), k
+    lora_b = [p for n, p in trainer.model.named_parameters() if "lora_B" in n]
+    assert any(p.abs().sum() > 0 for p in lora_b)  # B starts at zero
+
+
+def test_turngym_train_runs_a_vlm_from_the_command_line(tmp_path, one_thread):
+    from turngym.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(
+        [
+            "train",
+            f"env_id={ES}",
+            "model=hf-vlm:tiny-vl?freeze_vision=1",
+            "steps=1",
+            "tasks_per_step=1",
+            "group_size=2",
+            "max_new_tokens=4",
+            "max_turns=1",
+            "num_envs=2",
+            "mini_batch_size=2",
+            "micro_batch_size=2",
+            "entropy_coef=0.1",
+            "progress=false",
+            "tensorboard=false",
+            "plot=false",
+            f"output_dir={out}",
+        ]
+    )
+    assert rc == 0
+    import json
+
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert recs and recs[-1]["step"] == 1 and recs[-1]["optimizer_steps"] >= 1
