@@ -289,7 +289,6 @@ class GRPOTrainer:
         self.step = 0
         self._build_hooks(callbacks)
         self.pad_id = int(self.tokenizer.pad_token_id or 0) if self.tokenizer is not None else 0
-        self.vocab_size = int(getattr(getattr(self.model, "config", None), "vocab_size", 0) or 0)
         self.out = Path(cfg.output_dir)
         self.logger: MetricsLogger | None = None
 
@@ -524,7 +523,7 @@ class GRPOTrainer:
         mask = batch.policy_mask
         old = batch.old_logprobs
         loss, m = POLICY_LOSSES.get_entry(cfg.loss)(
-            logp, old, adv, mask, cfg, entropy=ent, norm_len=self.norm_len(), vocab_size=self.vocab_size
+            logp, old, adv, mask, cfg, entropy=ent, norm_len=self.norm_len(), vocab_size=int(logits.shape[-1])
         )
         h = masked_mean_entropy(ent, mask)
         # trainer vs sampler log-probs (before the first update: the sampler's mismatch alone)

@@ -243,3 +243,23 @@ def test_turngym_train_runs_a_vlm_from_the_command_line(tmp_path, one_thread):
 
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert recs and recs[-1]["step"] == 1 and recs[-1]["optimizer_steps"] >= 1
+
+
+def test_losses_get_the_vocabulary_the_logits_span(tmp_path, one_thread, monkeypatch):
+    # a VLM's config keeps vocab_size in its text config; the loss is told the width of the logits it scores
+    from turngym.trainers.losses import POLICY_LOSSES
+
+    seen: list[int] = []
+    ppo = POLICY_LOSSES.get_entry("ppo_clip")
+
+    def recording(logp, old_logp, adv, mask, cfg=None, entropy=None, norm_len=None, vocab_size=None):
+        seen.append(vocab_size)
+        return ppo(logp, old_logp, adv, mask, cfg, entropy=entropy, norm_len=norm_len, vocab_size=vocab_size)
+
+    monkeypatch.setitem(POLICY_LOSSES, "vocab_probe", recording)
+    policy = tiny()
+    trainer = GRPOTrainer(policy, config=config(tmp_path, ES, steps=1, loss="vocab_probe"))
+    trainer.train()
+    trainer.engine.close()
+    rows = policy.model.get_output_embeddings().weight.shape[0]
+    assert seen and set(seen) == {rows}
