@@ -43,6 +43,7 @@ import gymnasium as gym
 import numpy as np
 
 from turngym.envs.core import Outcome, TurnEnv
+from turngym.tasks import pack as tasks_pack
 from turngym.tasks.pack import Field
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,34 +103,25 @@ class ColourTileEnv(TurnEnv):
 
 
 def write_pack(root: Path, n_train: int, n_test: int) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "manifest.json").write_text(
-        json.dumps(
-            {
-                "name": "colourtile",
-                "version": "1.0.0",
-                "family": "colourtile",
-                "schema_version": 1,
-                "splits": {"train": "train.jsonl", "test": "test.jsonl"},
-                "license": "CC0",
-                "source": "benchmarks/visual.py",
-            }
-        )
-    )
     rng = np.random.default_rng(12345)
     names = list(COLOURS)
-    for split, n in (("train", n_train), ("test", n_test)):
-        with open(root / f"{split}.jsonl", "w") as f:
-            for i in range(n):
-                rec = {
-                    "task_id": f"{split}-{i}",
-                    "colour": names[i % len(names)],
-                    "x": int(rng.integers(0, SIZE - 20)),
-                    "y": int(rng.integers(0, SIZE - 20)),
-                    "noise": int(rng.integers(2**31)),
-                }
-                f.write(json.dumps(rec) + "\n")
-    return root
+    splits = {
+        split: [
+            {
+                "task_id": f"{split}-{i}",
+                "colour": names[i % len(names)],
+                "x": int(rng.integers(0, SIZE - 20)),
+                "y": int(rng.integers(0, SIZE - 20)),
+                "noise": int(rng.integers(2**31)),
+            }
+            for i in range(n)
+        ]
+        for split, n in (("train", n_train), ("test", n_test))
+    }
+    manifest = {"name": "colourtile", "version": "1.0.0", "family": "colourtile", "schema_version": 1}
+    return tasks_pack.write_pack(
+        root, {**manifest, "license": "CC0", "source": "benchmarks/visual.py"}, splits
+    )
 
 
 def register(pack: Path) -> None:

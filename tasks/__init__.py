@@ -5,6 +5,6 @@ beside this file; third-party packs come by path (`options={"task_pack": "/path/
 `turngym.tasks` entry-point group. See `turngym.tasks.pack` for the format.
 """
 
-from turngym.tasks.pack import Field, TaskPack, find_packs, load_pack, validate_pack
+from turngym.tasks.pack import Field, TaskPack, find_packs, load_pack, validate_pack, write_pack
 
-__all__ = ["Field", "TaskPack", "find_packs", "load_pack", "validate_pack"]
+__all__ = ["Field", "TaskPack", "find_packs", "load_pack", "validate_pack", "write_pack"]

@@ -427,6 +427,29 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
+def write_pack(
+    root: str | Path, manifest: Mapping[str, Any], splits: Mapping[str, Iterable[Mapping[str, Any]]]
+) -> Path:
+    """Writes a task-pack folder `root` (created if needed): `<split>.jsonl` per split, one JSON record a line, and
+    `manifest.json`: `manifest` with `splits` naming those files, the format's fields first in `MANIFEST_FIELDS`'
+    order, then the family's, indented, ending in a newline. Existing files of the same names are replaced. Returns
+    `root`; `load_pack(root)` reads it back.
+
+        write_pack(out / "pack", {"name": "mine", "version": "1.0.0", "family": "embodied"}, {"test": records})
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for split, records in splits.items():
+        files[split] = f"{split}.jsonl"
+        (root / files[split]).write_text("".join(json.dumps(r) + "\n" for r in records))
+    full = {**manifest, "splits": files}
+    ordered = {k: full[k] for k in MANIFEST_FIELDS if k in full}
+    ordered.update(full)
+    (root / MANIFEST).write_text(json.dumps(ordered, indent=2) + "\n")
+    return root
+
+
 _EP_CACHE: dict[str, Path] | None = None
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
 
 from turngym.envs.core import Outcome, TurnEnv
+from turngym.tasks import pack as tasks_pack
 from turngym.tasks.pack import Field
 
 
@@ -71,25 +71,12 @@ class LockEnv(TurnEnv):
 
 
 def write_pack(root: Path, name: str = "lock-basic", family: str = "lock", n: int = 6) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "manifest.json").write_text(
-        json.dumps(
-            {
-                "name": name,
-                "version": "1.0.0",
-                "family": family,
-                "schema_version": 1,
-                "splits": {"train": "train.jsonl", "test": "test.jsonl"},
-                "license": "CC0",
-                "source": "tests",
-            }
-        )
-    )
-    for split, off in (("train", 0), ("test", 100)):
-        with open(root / f"{split}.jsonl", "w") as f:
-            for i in range(n):
-                f.write(json.dumps({"task_id": f"{split}-{i}", "code": str(1000 + off + i * 7)}) + "\n")
-    return root
+    manifest = {"name": name, "version": "1.0.0", "family": family, "license": "CC0", "source": "tests"}
+    splits = {
+        split: [{"task_id": f"{split}-{i}", "code": str(1000 + off + i * 7)} for i in range(n)]
+        for split, off in (("train", 0), ("test", 100))
+    }
+    return tasks_pack.write_pack(root, manifest, splits)
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ def _excluded(probe: dict) -> dict[str, str]:
 
 def main() -> None:
     from turngym.envs.web.experts import EXPERTS
+    from turngym.tasks.pack import write_pack
 
     spec = importlib.util.find_spec("miniwob")
     assert spec and spec.submodule_search_locations, "pip install miniwob"
@@ -66,22 +67,17 @@ def main() -> None:
         rec["reload"] = not probe.get(name, {}).get("reuse_ok", False)
         records.append(rec)
     good = [r for r in records if r["expert"] and r.get("expert_success", 0) >= EXPERT_BAR]
-    for split, recs in (("train", records), ("expert", good)):
-        with open(HERE / f"{split}.jsonl", "w") as f:
-            for r in recs:
-                f.write(json.dumps(r) + "\n")
     manifest = {
         "name": "miniwob",
         "version": "1.1.0",
         "family": "web",
         "schema_version": 1,
-        "splits": {"train": "train.jsonl", "expert": "expert.jsonl"},
         "license": "MIT (MiniWoB++ task pages, Farama Foundation)",
         "source": "the `miniwob` PyPI package (1.1.0), html/miniwob/*.html",
         "description": "MiniWoB++ web tasks; each record is one task, seeds pick the instance.",
         "excluded": excluded,
     }
-    (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_pack(HERE, manifest, {"train": records, "expert": good})
     print(f"{len(records)} tasks, {len(good)} with experts >= {EXPERT_BAR:.0%}, {len(excluded)} excluded")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from turngym.envs.alfworld import generator as gen
 from turngym.envs.alfworld.games import write_game
+from turngym.tasks.pack import write_pack
 
 SMALL_SCENES = ["FloorPlan402", "FloorPlan302", "FloorPlan203", "FloorPlan2"]
 
@@ -55,22 +56,12 @@ def _valid_rooms(task_type: str) -> set[str]:
 
 
 def write_small_pack(root: Path, records: list[dict], name: str = "alfworld-small") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "name": name,
-        "version": "0.0.1",
-        "family": "alfworld",
-        "schema_version": 1,
-        "splits": {"train": "train.jsonl", "valid_unseen": "valid_unseen.jsonl"},
-        "license": "MIT",
-        "source": "tests",
+    manifest = {"name": name, "version": "0.0.1", "family": "alfworld", "license": "MIT", "source": "tests"}
+    splits = {
+        split: [{**r, "task_id": f"{split}/{r['task_id']}"} for r in records]
+        for split in ("train", "valid_unseen")
     }
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    for split in manifest["splits"]:
-        with open(root / f"{split}.jsonl", "w") as f:
-            for r in records:
-                f.write(json.dumps({**r, "task_id": f"{split}/{r['task_id']}"}) + "\n")
-    return root
+    return write_pack(root, manifest, splits)
 
 
 def write_official_folder(data: Path, records: list[dict]) -> Path:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from turngym.envs.embodied.house import House
 from turngym.envs.embodied.rooms import Receptacle, Room
+from turngym.tasks import pack as tasks_pack
 
 
 def tiny_house() -> House:
@@ -33,12 +33,9 @@ def tiny_house() -> House:
 
 
 def write_pack(root: Path, records: list[dict], name: str = "embodied-mini") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "manifest.json").write_text(
-        json.dumps({"name": name, "version": "0.1.0", "family": "embodied", "splits": {"test": "test.jsonl"}})
+    return tasks_pack.write_pack(
+        root, {"name": name, "version": "0.1.0", "family": "embodied"}, {"test": records}
     )
-    (root / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    return root
 
 
 TINY_TASK = {
