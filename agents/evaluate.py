@@ -17,7 +17,7 @@ from typing import Any
 
 from turngym.agents.base import Agent, make_agent
 from turngym.agents.rollout import run_episodes
-from turngym.agents.trajectory import Episode
+from turngym.agents.trajectory import Episode, TokenEpisode
 from turngym.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -274,6 +274,51 @@ def evaluate(
             )
     summary = summary_of(eps, status)
     return EvalResult(env_id=env_id, agent=str(spec), summary=summary, episodes=eps, out_dir=out_dir)
+
+
+def greedy_episodes(
+    policy: Any,
+    env_id: str,
+    task_ids: list[str],
+    *,
+    split: str | None,
+    seed: int,
+    max_turns: int | None,
+    env_kwargs: dict[str, Any] | None = None,
+    num_envs: int = 16,
+    prompt_hook: Any = None,
+    log_to: str | Path | None = None,
+) -> list[TokenEpisode]:
+    """A token policy's greedy episodes (temperature 0 for the call, restored after), one per task in `task_ids`
+    (the same tasks and seed give the same episodes: a fixed held-out set to evaluate a training run on).
+
+    `prompt_hook`: the rollout engine's (e.g. SLIM's skill bank), so the evaluated agent sees what the trained one
+    saw. `log_to`: append one JSON line per episode ({task_id, actions, success}) to that file. Summarise the
+    returned `TokenEpisode`s with e.g. `turngym.trainers.rewards.group_metrics`."""
+    from turngym.agents.engine import RolloutEngine
+
+    temp = policy.temperature
+    policy.temperature = 0.0
+    try:
+        with RolloutEngine(
+            policy,
+            env_id,
+            env_kwargs=env_kwargs,
+            num_envs=num_envs,
+            max_turns=max_turns,
+            prompt_hook=prompt_hook,
+        ) as eng:
+            eps = eng.collect(task_ids, group_size=1, seed=seed, split=split)
+    finally:
+        policy.temperature = temp
+    if log_to is not None:
+        with open(log_to, "a") as fh:
+            for e in eps:
+                acts = [s.action for s in e.episode.steps] if e.episode else []
+                fh.write(
+                    json.dumps({"task_id": e.task_id, "actions": acts, "success": bool(e.success)}) + "\n"
+                )
+    return eps
 
 
 def _finish_outputs(out_dir: Path, summary: dict[str, Any], eps: list[Episode]) -> None:

@@ -54,3 +54,24 @@ def test_scripted_agent_runs_env_policies():
     assert base.summary["mean_turns"] >= 1 and base.summary["invalid_action_rate"] == 0.0
     with pytest.raises(UnknownNameError, match="has no scripted policy nope_action"):
         evaluate("turngym/EmbodiedSearch-v0", "scripted:nope", episodes=1)
+
+
+def test_greedy_episodes_are_the_same_every_time_and_logged(lock_id, tmp_path):
+    import json
+
+    from turngym.agents.backends.tiny import tiny_policy
+    from turngym.agents.evaluate import greedy_episodes
+
+    policy = tiny_policy(seed=0, hidden=32, layers=1, max_new_tokens=4, temperature=1.0)
+    ids = ["test-0", "test-1", "test-2"]
+    log = tmp_path / "eval.jsonl"
+    runs = [
+        greedy_episodes(policy, lock_id, ids, split="test", seed=s, max_turns=2, num_envs=2, log_to=log)
+        for s in (0, 5)
+    ]
+    assert policy.temperature == 1.0  # restored after the call
+    acts = [[[st.action for st in e.episode.steps] for e in eps] for eps in runs]
+    assert [e.task_id for e in runs[0]] == ids and acts[0] == acts[1]  # greedy: the seed does not matter
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [r["task_id"] for r in rows] == ids * 2 and [r["actions"] for r in rows[:3]] == acts[0]
+    assert all(r["success"] is False for r in rows) and all(len(a) == 2 for a in acts[0])
