@@ -96,24 +96,13 @@ def exopd_advantages(
     return gopd_advantages(teacher_logp, student_logp, mask, ref_logp, lam)
 
 
-def aligndistil_advantages(
-    teacher_logp: torch.Tensor,
-    student_logp: torch.Tensor,
-    mask: torch.Tensor,
-    ref_logp: torch.Tensor | None = None,
-    lam: float = 1.0,
-) -> torch.Tensor:
-    """AlignDistil ("Token-Level Language Model Alignment as Adaptive Policy Distillation", arXiv 2503.02832): OPD's
-    A_t = log π_T(o_t|·) − log π_S(o_t|·) with `teacher_logp` from the AlignDistil teacher (`aligndistil_logits`:
-    the extrapolation λ_t lives in the teacher, so `ref_logp`/`lam` are ignored here)."""
-    return opd_advantages(teacher_logp, student_logp, mask)
-
-
 DISTILL_ADVANTAGES: dict[str, Callable[..., torch.Tensor]] = {
     "opd": opd_advantages,
     "gopd": gopd_advantages,
     "exopd": exopd_advantages,
-    "aligndistil": aligndistil_advantages,
+    # AlignDistil (arXiv 2503.02832) is OPD's advantage with the AlignDistil teacher (`AlignDistilTeacher`): the
+    # extrapolation λ_t lives in the teacher's logits, so the advantage itself is log π_T − log π_S
+    "aligndistil": opd_advantages,
 }
 
 
