@@ -7,6 +7,9 @@ A callback overrides the events it needs; each receives the running `GRPOTrainer
     on_step_begin(trainer)                  before the step's rollouts (`trainer.step` = steps done so far)
     on_rollouts(trainer, episodes) -> dict  after each rollout round, before reward shaping: the round's episodes;
                                             the returned numbers are logged with the step's metrics
+    on_batch(trainer, items) -> items       after the advantages, before the update: the (episode, per-turn
+                                            advantage) pairs the update trains on; return a list to replace them
+                                            (replay buffers add past samples, filters drop some), None to keep
     on_step_end(trainer, metrics)           after the update; `metrics` is the step's dict (may be added to)
     on_train_end(trainer)                   after the last step (also when training stops on an error)
     state_dict() / load_state_dict(state)   saved in every checkpoint, restored on resume
@@ -34,6 +37,12 @@ class Callback:
 
     def on_rollouts(self, trainer: Any, episodes: list[Any]) -> dict[str, float] | None:
         """A rollout round's episodes, before reward shaping; returns numbers to log with the step (or None)."""
+        return None
+
+    def on_batch(self, trainer: Any, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]] | None:
+        """The update's `(TokenEpisode, per-turn advantages [T] tensor)` pairs after the advantages are computed; return a new
+        list to change what the update trains on (None keeps it). A sample added here is trained with the PPO ratio
+        against its own sampling log-probs (`TokenEpisode.logprobs`), clipped as configured."""
         return None
 
     def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:

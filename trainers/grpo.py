@@ -635,6 +635,10 @@ class GRPOTrainer:
         groups, stats = self.rollout()
         t1 = time.perf_counter()
         items = self.advantages(groups)
+        for cb in self.callbacks:
+            new = cb.on_batch(self, items)
+            items = items if new is None else list(new)
+        stats["batch_samples"] = len(items)
         upd = self.update(items)
         self.step += 1
         stats.update(upd)

@@ -205,3 +205,34 @@ def test_lora_trains_only_the_adapters(tmp_path):
     after = dict(trainer.model.named_parameters())
     assert all(torch.equal(v, after[n]) for n, v in base0.items())  # every base weight frozen
     assert any(after[n].abs().sum() > 0 for n in trainable if "lora_B" in n)  # B starts at zero: it moved
+
+
+def test_on_batch_callbacks_change_what_the_update_trains_on(tmp_path):
+    from turngym.trainers.callbacks import Callback
+
+    class KeepFirstTask(Callback):
+        """Drops every sample but those of task "0" and records what the update got."""
+
+        def __init__(self):
+            self.seen: list[list[str]] = []
+
+        def on_batch(self, trainer, items):
+            kept = [(ep, adv) for ep, adv in items if ep.task_id == "0"]
+            self.seen.append([ep.task_id for ep, _ in kept])
+            return kept
+
+    class Count(Callback):
+        def __init__(self):
+            self.sizes: list[int] = []
+
+        def on_batch(self, trainer, items):
+            self.sizes.append(len(items))  # runs after KeepFirstTask: sees its list
+            return None
+
+    keep, count = KeepFirstTask(), Count()
+    trainer, _ = make(tmp_path, steps=2, dynamic_sampling=False)
+    trainer.callbacks += [keep, count]
+    recs = trainer.train()
+    assert [set(s) for s in keep.seen] == [{"0"}, {"0"}] and count.sizes == [8, 8]
+    assert [r["batch_samples"] for r in recs] == [8, 8]  # 2 tasks x 8 samples, half dropped
+    assert all(r["optimizer_steps"] == 1 for r in recs)  # one mini-batch of 8 instead of two
