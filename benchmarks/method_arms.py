@@ -4,7 +4,7 @@
     python benchmarks/method_arms.py --method aligndistil --seeds 5  # -> benchmarks/results/method_arms_aligndistil.json
 
 The env is a one-token bandit over many tasks (task k: prompt [1, 2, 3 + k]; the sampled token earns reward 1 when it
-is in the task's target set), played by a tiny Llama built from a config (no download) inside the real GRPOTrainer.
+is in the task's target set), played by a tiny Llama built from a config (`tiny_llama`: 1 layer, hidden 32; no download) inside the real GRPOTrainer.
 Success is measured exactly: the policy's probability mass on each task's targets, averaged over the tasks (no
 sampling noise in the measure; the seeds vary the initial weights, the targets and the rollouts).
 
@@ -35,21 +35,9 @@ VOCAB = 40
 
 
 def tiny_model(seed: int) -> Any:
-    import torch
-    import transformers
+    from turngym.agents.backends.tiny import tiny_llama
 
-    cfg = transformers.LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=16,
-        pad_token_id=0,
-    )
-    torch.manual_seed(seed)
-    return transformers.LlamaForCausalLM(cfg)
+    return tiny_llama(VOCAB, hidden=32, layers=1, heads=2, seed=seed)
 
 
 def prompts(n_tasks: int) -> Any:
