@@ -98,7 +98,7 @@ def bootstrap_ci(xs: list[float], n_boot: int = 10_000, seed: int = 0) -> dict[s
 
 
 def seed_rows(res: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """One seed's `turngym.trainers.demo` results.json as {arm: {metric: value}} (arms: sft, then each RL algo)."""
+    """One seed's `turngym.experiments.demo` results.json as {arm: {metric: value}} (arms: sft, then each RL algo)."""
     rows = {
         "sft": {
             "success": res["sft_success"],

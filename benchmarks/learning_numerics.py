@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/learning_numerics.py [--steps 30] [--repeats 2]
 
-Each setting runs the same short SFT (the learning benchmark's pipeline: `turngym.trainers.demo.build` with the
+Each setting runs the same short SFT (the learning benchmark's pipeline: `turngym.experiments.demo.build` with the
 options of `examples/learn_cpu.py`, first `--steps` SFT steps of 4 expert episodes, seed 0) in a fresh process
 (the variables must be set before torch is imported) and hashes the final weights. Equal hashes: the setting does
 not change the numbers on this machine; different hashes: it does. Writes
@@ -63,8 +63,8 @@ def child(steps: int, threads: int, out: str) -> dict:
     pin_isa()
     import torch
 
+    from turngym.experiments.demo import build, parse
     from turngym.trainers.config import SFTConfig
-    from turngym.trainers.demo import build, parser
     from turngym.trainers.sft import SFTTrainer, expert_token_episode
 
     torch.set_num_threads(threads)
@@ -78,7 +78,7 @@ def child(steps: int, threads: int, out: str) -> dict:
         "--freeze-embeddings",
     ]
     opts += ["--staleness", "0.3", "--out", out, "--threads", str(threads)]
-    a = parser().parse_args(opts)
+    a = parse(opts)
     t0 = time.time()
     _, _, experts, policy = build(a)
     cfg = SFTConfig(

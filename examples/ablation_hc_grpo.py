@@ -13,42 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from pathlib import Path
 
 
-def run_arm(name: str, lam: float, args: argparse.Namespace) -> dict[str, float]:
-    import torch
-
-    from turngym.agents.backends.hf import HFPolicy
-    from turngym.trainers.config import GRPOConfig
-    from turngym.trainers.grpo import GRPOTrainer
-
-    torch.manual_seed(args.seed)
-    policy = HFPolicy.from_pretrained("smollm2")
-    out = Path(args.out) / name
-    cfg = GRPOConfig(
-        env_id="turngym/EmbodiedSearch-v0",
-        env_kwargs={"lam": 0.0},
-        steps=args.steps,
-        tasks_per_step=args.tasks,
-        group_size=args.group,
-        max_turns=args.max_turns,
-        max_new_tokens=args.max_new_tokens,
-        lr=args.lr,
-        mini_batch_size=args.tasks * args.group,
-        micro_batch_size=2,
-        seed=args.seed,
-        output_dir=str(out),
-        progress=False,
-        tensorboard=False,
-        plot=False,
-        reward_shaping=[{"name": "hc_grpo", "lam": lam}],
-    )
-    t0 = time.time()
-    GRPOTrainer(policy, env_id=cfg.env_id, config=cfg).train()
-    rows = [json.loads(x) for x in (out / "rewards.jsonl").read_text().splitlines()]
-    half = [r for r in rows if r["step"] > args.steps // 2] or rows
+def summarize(name: str, lam: float, steps: int, out: Path) -> dict[str, float]:
+    """Success and total cost per training episode of one arm (all steps, and the steps after the first half)."""
+    rows = [json.loads(x) for x in (out / name / "rewards.jsonl").read_text().splitlines()]
+    half = [r for r in rows if r["step"] > steps // 2] or rows
     return {
         "arm": name,
         "lam": lam,
@@ -56,7 +27,6 @@ def run_arm(name: str, lam: float, args: argparse.Namespace) -> dict[str, float]
         "cost_all": sum(r["cost"] for r in rows) / len(rows),
         "success_late": sum(r["success"] for r in half) / len(half),
         "cost_late": sum(r["cost"] for r in half) / len(half),
-        "minutes": (time.time() - t0) / 60,
     }
 
 
@@ -73,12 +43,39 @@ def main() -> None:
     p.add_argument("--out", default="runs/ablation_hc_grpo")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    import torch
+
+    from turngym.agents.backends.hf import HFPolicy
+    from turngym.experiments import run_arms
+
     lams = {"grpo": 0.0, "hc_grpo": 1.0}
-    results = [run_arm(a, lams[a], args) for a in args.arms.split(",")]
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "summary.json").write_text(
-        json.dumps({"args": vars(args), "results": results}, indent=1)
-    )
+    out = Path(args.out)
+    base = {
+        "env_id": "turngym/EmbodiedSearch-v0",
+        "env_kwargs": {"lam": 0.0},
+        "steps": args.steps,
+        "tasks_per_step": args.tasks,
+        "group_size": args.group,
+        "max_turns": args.max_turns,
+        "max_new_tokens": args.max_new_tokens,
+        "lr": args.lr,
+        "mini_batch_size": args.tasks * args.group,
+        "micro_batch_size": 2,
+        "seed": args.seed,
+        "progress": False,
+        "tensorboard": False,
+        "plot": False,
+    }
+
+    def start(arm: str) -> HFPolicy:
+        torch.manual_seed(args.seed)
+        return HFPolicy.from_pretrained("smollm2")
+
+    arms = {a: {"reward_shaping": [{"name": "hc_grpo", "lam": lams[a]}]} for a in args.arms.split(",")}
+    runs = run_arms(start, arms, base, out, report=lambda a, *_: summarize(a, lams[a], args.steps, out))
+    results = list(runs.values())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
     for r in results:
         logging.info("%s", json.dumps(r))
 

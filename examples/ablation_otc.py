@@ -63,7 +63,7 @@ def build_pack(out: Path, n: int) -> Path:
     """OUT/pack: the `n` shortest single-function HumanEval tasks with minimal solutions that pass the hidden tests."""
     import gymnasium as gym
 
-    from turngym.tasks.pack import BUILTIN_DIR
+    from turngym.tasks.pack import BUILTIN_DIR, write_pack
 
     src = BUILTIN_DIR / "humaneval"
     rows = [json.loads(x) for x in gzip.open(src / "test.jsonl.gz", "rt")]
@@ -73,14 +73,9 @@ def build_pack(out: Path, n: int) -> Path:
         if sol is not None:
             cands.append((len(sol), r["task_id"], {**r, "solution": {"solution.py": sol}}))
     cands.sort(key=lambda c: (c[0], c[1]))
-    dst = out / "pack"
-    dst.mkdir(parents=True, exist_ok=True)
-    manifest = json.loads((src / "manifest.json").read_text())
-    manifest["name"] = "humaneval-short"
-    manifest["splits"] = {"train": "train.jsonl"}
-    (dst / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    manifest = {**json.loads((src / "manifest.json").read_text()), "name": "humaneval-short"}
     pool = [rec for _, _, rec in cands[: 3 * n]]
-    (dst / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
+    dst = write_pack(out / "pack", manifest, {"train": pool})
     kept: list[dict[str, Any]] = []
     env = gym.make(ENV_ID, task_pack=str(dst.resolve()), split="train")
     try:
@@ -98,8 +93,7 @@ def build_pack(out: Path, n: int) -> Path:
         raise SystemExit(
             f"only {len(kept)} HumanEval tasks have a passing minimal solution; use --tasks <= {len(kept)}"
         )
-    (dst / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
-    return dst
+    return write_pack(dst, manifest, {"train": kept})
 
 
 def short_call(name: str, *args: str) -> str:
@@ -139,16 +133,19 @@ def evaluate(
     policy: Any, env_kwargs: dict, task_ids: list[str], max_turns: int, seed: int
 ) -> dict[str, float]:
     """Greedy, one episode per task: success rate, mean tool calls, tool calls per solved task."""
-    from turngym.agents.engine import RolloutEngine
+    from turngym.agents.evaluate import greedy_episodes
     from turngym.trainers.rewards import group_metrics
 
-    temp = policy.temperature
-    policy.temperature = 0.0
-    try:
-        with RolloutEngine(policy, ENV_ID, env_kwargs=env_kwargs, num_envs=8, max_turns=max_turns) as eng:
-            eps = eng.collect(task_ids, group_size=1, seed=seed, split="train")
-    finally:
-        policy.temperature = temp
+    eps = greedy_episodes(
+        policy,
+        ENV_ID,
+        task_ids,
+        split="train",
+        seed=seed,
+        max_turns=max_turns,
+        env_kwargs=env_kwargs,
+        num_envs=8,
+    )
     m = group_metrics(eps)
     return {k: m[k] for k in ("success", "tool_calls", "tool_calls_per_success", "invalid_actions")}
 
@@ -185,13 +182,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from turngym.agents.backends.bpe import bpe_policy
-    from turngym.agents.rollout import run_episodes
-    from turngym.trainers.config import GRPOConfig, SFTConfig
-    from turngym.trainers.demo import episode_texts
-    from turngym.trainers.grpo import GRPOTrainer
+    from turngym.experiments import episode_texts, run_arms, successful_episodes
+    from turngym.trainers.config import SFTConfig
     from turngym.trainers.sft import SFTTrainer, expert_token_episode
 
-    arms = {"grpo": [], "otc": [{"name": "otc"}]}
+    arms = {"grpo": {"reward_shaping": []}, "otc": {"reward_shaping": [{"name": "otc"}]}}
     bad = [x for x in a.arms.split(",") if x not in arms]
     if bad:
         raise SystemExit(f"--arms: unknown {bad}; known: {', '.join(arms)}")
@@ -202,16 +197,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pack = build_pack(out, a.tasks)
     env_kwargs = {"task_pack": str(pack.resolve()), "split": "train"}
     task_ids = [json.loads(x)["task_id"] for x in (pack / "train.jsonl").read_text().splitlines()]
-    experts = run_episodes(
-        ENV_ID,
-        WastefulCoder(),
-        episodes=a.sft_episodes,
-        seed=a.seed,
-        split="train",
-        env_kwargs=env_kwargs,
-        options={"max_turns": a.max_turns},
+    experts = successful_episodes(
+        ENV_ID, WastefulCoder(), a.sft_episodes, seed=a.seed, max_turns=a.max_turns, env_kwargs=env_kwargs
     )
-    experts = [e for e in experts if e.success]
     calls = sum(len(e.steps) for e in experts) / len(experts)
     log.info("%d successful wasteful-coder episodes, %.2f tool calls each", len(experts), calls)
     policy = bpe_policy(
@@ -250,41 +238,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sft": sft_eval,
         "arms": {},
     }
-    for arm in a.arms.split(","):
+    base = {
+        "env_id": ENV_ID,
+        "env_kwargs": env_kwargs,
+        "split": "train",
+        "task_ids": task_ids,
+        "steps": a.steps,
+        "tasks_per_step": a.tasks_per_step,
+        "group_size": a.group,
+        "max_turns": a.max_turns,
+        "max_new_tokens": a.max_new_tokens,
+        "lr": a.lr,
+        "temperature": a.temperature,
+        "mini_batch_size": a.tasks_per_step * a.group,
+        "micro_batch_size": 8,
+        "seed": a.seed,
+        "progress": False,
+        "tensorboard": False,
+    }
+
+    def start(arm: str) -> Any:
         policy.model.load_state_dict(sft_state)
-        ta = time.time()
-        cfg = GRPOConfig(
-            env_id=ENV_ID,
-            env_kwargs=env_kwargs,
-            split="train",
-            task_ids=task_ids,
-            steps=a.steps,
-            tasks_per_step=a.tasks_per_step,
-            group_size=a.group,
-            max_turns=a.max_turns,
-            max_new_tokens=a.max_new_tokens,
-            lr=a.lr,
-            temperature=a.temperature,
-            mini_batch_size=a.tasks_per_step * a.group,
-            micro_batch_size=8,
-            seed=a.seed,
-            output_dir=str(out / arm),
-            progress=False,
-            tensorboard=False,
-            reward_shaping=arms[arm],
-        )
-        GRPOTrainer(policy, env_id=ENV_ID, config=cfg).train()
+        return policy
+
+    def report(arm: str, trainer: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [json.loads(x) for x in (out / arm / "metrics.jsonl").read_text().splitlines() if x.strip()]
         rows = [r for r in rows if "tool_calls_per_success" in r]
         res = evaluate(policy, env_kwargs, task_ids, a.max_turns, a.seed)
-        summary["arms"][arm] = {
+        log.info("%s: %s", arm, res)
+        return {
             "final": res,
             "train_tool_calls_per_success": [r.get("tool_calls_per_success") for r in rows],
             "train_success": [r.get("success") for r in rows],
-            "seconds": time.time() - ta,
         }
-        log.info("%s: %s (%.0f s)", arm, res, time.time() - ta)
+
+    def save(arm: str, res: dict[str, Any]) -> None:
+        summary["arms"][arm] = res
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+    run_arms(start, {arm: arms[arm] for arm in a.arms.split(",")}, base, out, report=report, on_arm=save)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -1,8 +1,8 @@
 """The longer CPU learning run: SFT on expert trajectories, then GRPO and GiGPO, held-out success before and after.
 
-    .venv/bin/python examples/learn_cpu.py --out runs/learn [any turngym.trainers.demo option]
+    .venv/bin/python examples/learn_cpu.py --out runs/learn [any turngym.experiments.demo option]
 
-Same code as the short `python -m turngym.trainers.demo` (see its docstring for the env, the task subset and the
+Same code as the short `python -m turngym.experiments.demo` (see its docstring for the env, the task subset and the
 model), with longer defaults: easy EmbodiedSearch tasks whose remembered object positions are stale with
 probability 0.3 (`--staleness 0.3`, train and held-out alike); a 3-layer tiny Llama whose input embeddings stay at
 their random init (`--freeze-embeddings`: without it the colour words' embeddings collapse and the model cannot copy
@@ -29,7 +29,7 @@ import sys
 from turngym.numerics import pin_isa
 
 pin_isa()  # ATEN_CPU_CAPABILITY=avx2 before torch loads (TURNGYM_ISA=native to opt out): docs/trainers.md
-from turngym.trainers.demo import main  # noqa: E402
+from turngym.experiments.demo import main  # noqa: E402
 
 FULL = [
     "--train-tasks", "4800", "--expert-episodes", "4800", "--sft-epochs", "3", "--sft-batch", "4",

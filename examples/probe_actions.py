@@ -1,6 +1,6 @@
 """Which action tokens has a demo model learned? Teacher-forced accuracy on held-out expert episodes.
 
-    .venv/bin/python examples/probe_actions.py runs/s4                 # a `turngym.trainers.demo` run's OUT
+    .venv/bin/python examples/probe_actions.py runs/s4                 # a `turngym.experiments.demo` run's OUT
     .venv/bin/python examples/probe_actions.py runs/s4 --weights runs/r8/grpo/checkpoints/step-000030/model.pt
 
 Rebuilds the run's tokenizer and model from OUT/results.json (same options and seed give the same ones), loads
@@ -15,6 +15,7 @@ direction, and then no head can copy which one it saw (docs/trainers.md, "the co
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from collections import Counter
 
@@ -33,14 +34,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     from turngym.agents.base import ExpertAgent
     from turngym.agents.rollout import run_episodes
-    from turngym.trainers import demo
+    from turngym.experiments import demo
     from turngym.trainers.sft import expert_token_episode
 
     opts = demo.run_options(a.run)
     torch.set_num_threads(opts.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        opts.out = tmp
-        pack, env_kwargs, _, policy = demo.build(opts)
+        pack, env_kwargs, _, policy = demo.build(dataclasses.replace(opts, out=tmp))
         demo.load_weights(policy.model, a.weights or a.run, "--weights")
         held_out = run_episodes(
             demo.ENV_ID,

@@ -1,6 +1,6 @@
 """How well does a demo model carry out each way of finding the object? Force the first action, then let it act.
 
-    .venv/bin/python examples/probe_paths.py runs/learn                  # a `turngym.trainers.demo` run's OUT (SFT weights)
+    .venv/bin/python examples/probe_paths.py runs/learn                  # a `turngym.experiments.demo` run's OUT (SFT weights)
     .venv/bin/python examples/probe_paths.py runs/learn --weights runs/learn/grpo/checkpoints/step-000030/model.pt
 
 Rebuilds the run's tokenizer, model and held-out tasks from OUT/results.json (same options and seed give the same
@@ -15,6 +15,7 @@ asks when it is not, which the learner cannot see: docs/trainers.md, "The imitat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from collections import Counter
 from typing import Any
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from turngym.agents.base import Agent
     from turngym.agents.rollout import run_episodes
     from turngym.envs.embodied.experts import requested
-    from turngym.trainers import demo
+    from turngym.experiments import demo
 
     opts = demo.run_options(a.run)
     torch.set_num_threads(opts.threads)
@@ -67,8 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        opts.out = tmp
-        _, env_kwargs, _, policy_ = demo.build(opts)
+        _, env_kwargs, _, policy_ = demo.build(dataclasses.replace(opts, out=tmp))
         demo.load_weights(policy_.model, a.weights or a.run, "--weights")
         policy_.temperature = 0.0
         for verb in ("", "memory", "ask"):

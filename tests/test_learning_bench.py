@@ -63,7 +63,7 @@ def test_bootstrap_interval_on_cases_with_a_known_distribution():
 
 
 def seed_result(sft: float, grpo: float, curve: list) -> dict:
-    """A turngym.trainers.demo results.json with the fields the benchmark reads."""
+    """A turngym.experiments.demo results.json with the fields the benchmark reads."""
     return {
         "sft_success": sft,
         "sft_valid_action_rate": 0.9,

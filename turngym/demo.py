@@ -1,7 +1,7 @@
 """`make demo`: the main job on a fresh machine.
 
 1. Evaluates the scripted expert and a random agent on one env of every installed family (reports under runs/demo/).
-2. Runs the short training demo when the trainers are installed (`turngym.trainers.demo`).
+2. Runs the short training demo when the trainers are installed (`turngym.experiments.demo`).
 
     python -m turngym.demo [--episodes 8] [--out runs/demo] [--no-train]
 """
@@ -95,22 +95,22 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     t0 = time.time()
     try:
-        return _run(args, out)
+        return _run(args.episodes, out, train=not args.no_train)
     finally:
         print(f"demo wall time: {time.time() - t0:.0f} s (reports under {out})")
 
 
-def _run(args: argparse.Namespace, out: Path) -> int:
-    rows = evaluate_families(args.episodes, out)
+def _run(episodes: int, out: Path, train: bool) -> int:
+    rows = evaluate_families(episodes, out)
     print_table(rows)
     if not rows:
         log.error("no env family is installed")
         return 1
-    if not args.no_train:
+    if train:
         try:
-            train_demo = importlib.import_module("turngym.trainers.demo")
+            train_demo = importlib.import_module("turngym.experiments.demo")
         except ModuleNotFoundError as exc:
-            if exc.name != "turngym.trainers.demo":
+            if exc.name != "turngym.experiments.demo":
                 raise
             log.info("training demo not available in this version")
         else:

@@ -3,7 +3,7 @@
 PyTorch picks its CPU kernels per instruction set at start-up (`ATEN_CPU_CAPABILITY`: `default`, `avx2`, `avx512`;
 unset = the best the CPU has). Kernels for different instruction sets round differently, so a run that trains a
 small model from scratch can end in a different place on an AVX-512 machine than on an AVX2 one. The learning
-scripts and benchmarks (`examples/learn_cpu.py`, `python -m turngym.trainers.demo`, `benchmarks/learning.py`) call
+scripts and benchmarks (`examples/learn_cpu.py`, `python -m turngym.experiments.demo`, `benchmarks/learning.py`) call
 `pin_isa()` first, which sets `ATEN_CPU_CAPABILITY=avx2` unless told otherwise; every x86-64 CPU made since 2015 has
 AVX2, and a whole SFT + GRPO + GiGPO run pinned this way was reproduced bit for bit on an Intel AVX2 machine and an
 AMD AVX-512 one. Override with `TURNGYM_ISA` (`native`: leave PyTorch's choice alone; `default`, `avx2`, `avx512`:

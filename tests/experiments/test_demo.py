@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from turngym.trainers import demo
+from turngym.experiments import demo
 
 
 def test_derived_pack_keeps_only_the_chosen_difficulty(tmp_path):
@@ -114,7 +114,7 @@ def test_demo_runs_sft_then_grpo_and_writes_results(tmp_path, capsys):
 
 
 def test_algo_pieces_select_the_methods():
-    a = demo.parser().parse_args(["--hc-lam", "0.5", "--invalid-penalty", "0.1", "--tcod-every", "3"])
+    a = demo.DemoConfig(hc_lam=0.5, invalid_penalty=0.1, tcod_every=3)
     pen = {"name": "invalid_penalty", "coef": 0.1}
     assert demo.algo_pieces("gigpo", a) == {"advantage": "gigpo", "reward_shaping": [pen]}
     assert demo.algo_pieces("hc_grpo", a) == {
@@ -130,9 +130,9 @@ def test_algo_pieces_select_the_methods():
     assert tcod["extra_advantages"] == [
         {"name": "opd", "teacher": "T", "tcod": {"d0": 1, "every": 3, "d_max": 5}}
     ]
-    sirl = demo.algo_pieces("sirl", demo.parser().parse_args(["--sirl-stages", "0:3,4:5"]))
+    sirl = demo.algo_pieces("sirl", demo.parse(["--sirl-stages", "0:3,4:5"]))
     assert sirl["max_turns_schedule"] == {"name": "scaling_inter_rl", "stages": "0:3,4:5"}
-    assert demo.algo_pieces("exopd", demo.parser().parse_args(["--exopd-lam", "1.5"]), teacher="T") == {
+    assert demo.algo_pieces("exopd", demo.DemoConfig(exopd_lam=1.5), teacher="T") == {
         "advantage": "grpo",
         "reward_shaping": [{"name": "zero"}],
         "extra_advantages": [{"name": "exopd", "teacher": "T", "lam": 1.5}],
@@ -205,7 +205,7 @@ def test_sft_learns_valid_actions_on_held_out_tasks(tmp_path, one_thread):
     argv += ["--sft-batch", "4", "--sft-lr", "3e-3", "--sft-schedule", "cosine", "--sft-warmup", "5"]
     argv += ["--sft-context-loss", "1", "--test-tasks", "12", "--eval-episodes", "12", "--algos", ""]
     argv += ["--max-turns", "3", "--max-new-tokens", "12", "--seed", "0"]
-    opts = demo.parser().parse_args(argv)
+    opts = demo.parse(argv)
     res = demo.run(opts, argv)
     assert res["eval_tasks"] == 12 and res["expert_episodes"] == 68
     assert res["untrained"]["valid_action_rate"] == 0.0

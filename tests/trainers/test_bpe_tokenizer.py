@@ -73,7 +73,8 @@ def test_policy_renders_expert_episode_and_is_shorter_than_char_level(one_thread
     from turngym.agents.backends.tiny import tiny_policy
     from turngym.agents.base import ExpertAgent
     from turngym.agents.rollout import run_episodes
-    from turngym.trainers.demo import ENV_ID, derived_pack, episode_texts
+    from turngym.experiments.demo import ENV_ID, derived_pack
+    from turngym.experiments.pipeline import episode_texts
     from turngym.trainers.sft import expert_token_episode
 
     with tempfile.TemporaryDirectory() as d:

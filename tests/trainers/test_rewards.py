@@ -291,8 +291,8 @@ def test_otc_on_the_real_coding_env_rewards_the_fewest_calls():
 def test_trainer_rollout_logs_cost_per_name_next_to_success(tmp_path, one_thread):
     """GRPOTrainer.rollout reports the env's named costs, tool calls and invalid actions per episode (issue 11)."""
     from turngym.agents.backends.tiny import tiny_policy
+    from turngym.experiments.demo import ENV_ID, derived_pack
     from turngym.trainers.config import GRPOConfig
-    from turngym.trainers.demo import ENV_ID, derived_pack
     from turngym.trainers.grpo import GRPOTrainer
 
     pack = derived_pack(tmp_path, ["easy"])

@@ -1,6 +1,6 @@
 """The CPU learning demo: SFT on expert trajectories, then GRPO (and GiGPO), held-out results before and after.
 
-    python -m turngym.trainers.demo --out runs/train-demo            # short run (`make demo`), a few minutes
+    python -m turngym.experiments.demo --out runs/train-demo         # short run (`make demo`), a few minutes
     python examples/learn_cpu.py --out runs/learn                    # the longer run recorded in docs/trainers.md
 
 Env: EmbodiedSearch-v0, text only, `easy` tasks (two rooms, the target named in the request). Train split:
@@ -17,22 +17,26 @@ init, expert episodes, rollouts (per step), eval; `--threads 1` keeps the number
 
 Writes OUT/results.json (untrained / SFT / RL results, seeds, timings, the exact argv), OUT/eval_*.jsonl (every
 evaluated episode's actions), OUT/learning_curve.png (held-out success per RL step for each algorithm), each phase's
-metrics.jsonl and the SFT weights (OUT/sft/model.pt).
+metrics.jsonl and the SFT weights (OUT/sft/model.pt). The options are `DemoConfig`'s fields (`run(DemoConfig(...))`
+from Python).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from turngym.errors import ConfigError
+from turngym.experiments.pipeline import episode_texts, run_arms, successful_episodes
 
-log = logging.getLogger("turngym.trainers.demo")
+log = logging.getLogger("turngym.experiments.demo")
 
 ENV_ID = "turngym/EmbodiedSearch-v0"
 
@@ -55,11 +59,9 @@ def derived_pack(
     if staleness is not None and not 0.0 <= staleness <= 1.0:
         raise ConfigError(f"staleness must be a probability in [0, 1], got {staleness!r}")
     from turngym.envs.embodied.packgen import records
-    from turngym.tasks.pack import BUILTIN_DIR
+    from turngym.tasks.pack import BUILTIN_DIR, write_pack
 
     src = BUILTIN_DIR / "embodied-search"
-    dst = out / "pack"
-    dst.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((src / "manifest.json").read_text())
     manifest["name"] = "embodied-search-" + "-".join(difficulties)
     rows = {
@@ -99,10 +101,7 @@ def derived_pack(
         rows["train"] = generated("gen", train_tasks, 7_000, {r["house_seed"] for r in rows["test"]})
     if staleness is not None:
         rows = {split: [{**r, "staleness": staleness} for r in rs] for split, rs in rows.items()}
-    for split in ("train", "test"):
-        (dst / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[split]))
-    (dst / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return dst
+    return write_pack(out / "pack", manifest, rows)
 
 
 def split_ids(pack: Path, split: str, limit: int | None = None) -> list[str]:
@@ -110,62 +109,21 @@ def split_ids(pack: Path, split: str, limit: int | None = None) -> list[str]:
     return ids[:limit] if limit else ids
 
 
-def evaluate_policy(
-    policy: Any,
-    env_kwargs: dict,
-    task_ids: list[str],
-    split: str,
-    seed: int,
-    max_turns: int,
-    log_to: Path | None = None,
-    prompt_hook: Any = None,
-) -> dict[str, float]:
-    """Greedy evaluation over the given tasks (the same tasks at every evaluation): `success` rate,
+def held_out_metrics(episodes: list[Any]) -> dict[str, float]:
+    """What the demo reports of a greedy evaluation (`turngym.agents.evaluate.greedy_episodes`): `success` rate,
     `valid_action_rate` (share of turns the env accepted as a valid action: the action grammar and names of
     places/objects that exist, whether or not they help), `cost` (mean summed named cost per episode) and `turns`
-    (mean turns per episode).
-
-    `log_to`: append one JSON line per episode (task, actions, success) to that file. `prompt_hook`: the engine's
-    prompt hook (e.g. SLIM's skill bank), so the evaluated agent sees what the trained one saw."""
-    from turngym.agents.engine import RolloutEngine
+    (mean turns per episode)."""
     from turngym.trainers.rewards import group_metrics
 
-    temp = policy.temperature
-    policy.temperature = 0.0
-    try:
-        with RolloutEngine(
-            policy, ENV_ID, env_kwargs=env_kwargs, num_envs=16, max_turns=max_turns, prompt_hook=prompt_hook
-        ) as eng:
-            eps = eng.collect(task_ids, group_size=1, seed=seed, split=split)
-        if log_to is not None:
-            with open(log_to, "a") as fh:
-                for e in eps:
-                    acts = [s.action for s in e.episode.steps] if e.episode else []
-                    fh.write(
-                        json.dumps({"task_id": e.task_id, "actions": acts, "success": bool(e.success)}) + "\n"
-                    )
-        m = group_metrics(eps)  # means per episode: success, invalid_actions, turns, cost
-        turns = m.get("turns", 0.0)
-        return {
-            "success": m.get("success", 0.0),
-            "valid_action_rate": 1.0 - m["invalid_actions"] / turns if turns else 1.0,
-            "cost": m.get("cost", 0.0),
-            "turns": turns,
-        }
-    finally:
-        policy.temperature = temp
-
-
-def episode_texts(episodes: list[Any]) -> list[str]:
-    """The texts a tokenizer is trained on: each episode's first user message, actions and observations."""
-    from turngym.agents.prompting import first_user_message
-
-    texts = []
-    for e in episodes:
-        texts.append(first_user_message(e.instructions, e.observation))
-        for s in e.steps:
-            texts += [s.action, s.observation]
-    return texts
+    m = group_metrics(episodes)  # means per episode: success, invalid_actions, turns, cost
+    turns = m.get("turns", 0.0)
+    return {
+        "success": m.get("success", 0.0),
+        "valid_action_rate": 1.0 - m["invalid_actions"] / turns if turns else 1.0,
+        "cost": m.get("cost", 0.0),
+        "turns": turns,
+    }
 
 
 ALGOS = {
@@ -183,7 +141,7 @@ ALGOS = {
 }
 
 
-def algo_pieces(algo: str, a: argparse.Namespace, teacher: Any = None, ref: Any = None) -> dict[str, Any]:
+def algo_pieces(algo: str, a: DemoConfig, teacher: Any = None, ref: Any = None) -> dict[str, Any]:
     """The GRPOConfig fields that select one `--algos` entry: advantage estimator, reward shapers, extra advantages.
 
     Every entry keeps the invalid-action penalty (`--invalid-penalty`), so the arms differ only in the method."""
@@ -229,8 +187,6 @@ def load_weights(model: Any, src: str, option: str) -> None:
     a ConfigError names the option and the first mismatching tensors."""
     import torch
 
-    from turngym.errors import ConfigError
-
     path = Path(src)
     if path.is_dir():
         path = path / "sft" / "model.pt"
@@ -247,155 +203,141 @@ def load_weights(model: Any, src: str, option: str) -> None:
     model.load_state_dict(state)
 
 
-def load_teacher(a: argparse.Namespace, policy: Any, option: str = "--teacher") -> Any:
+def load_teacher(policy: Any, src: str, option: str = "--teacher") -> Any:
     """The teacher for `opd`/`tcod`/`exopd` (or, with option="--exopd-ref", ExOPD's π_ref): the student's architecture
-    and tokenizer with the weights of that option (a run's OUT or a model.pt file), scored by `CausalLMScorer`."""
+    and tokenizer with the weights of `src` (a run's OUT or a model.pt file; `option` names it in errors), scored by
+    `CausalLMScorer`."""
     from turngym.trainers.distill import CausalLMScorer
 
     model = copy.deepcopy(policy.model)
-    load_weights(model, a.teacher if option == "--teacher" else a.exopd_ref, option)
+    load_weights(model, src, option)
     model.eval()
     return CausalLMScorer(model, batch_size=16, pad_id=policy.tokenizer.pad_token_id or 0)
 
 
+def _opt(default: Any, help: str = "", **argparse_kw: Any) -> Any:
+    """A `DemoConfig` field with its command-line help (and argparse extras such as `type`, `choices`)."""
+    return field(default=default, metadata={"help": help, **argparse_kw})
+
+
+@dataclass
+class DemoConfig:
+    """The demo's options: one field per command-line option (`--sft-lr` is `sft_lr`), same defaults."""
+
+    out: str = _opt("runs/train-demo")
+    difficulty: str = _opt("easy", "comma-separated: easy,medium,hard")
+    staleness: float | None = _opt(
+        None,
+        "memory staleness of every train and test task (chance each object moved since the remembered "
+        "visit; default: the pack's, 0 for easy)",
+        type=float,
+    )
+    eval_episodes: int = _opt(12, "0 = every task of the test split")
+    train_tasks: int = _opt(100, "generated train tasks per difficulty (0: the built-in train split)")
+    test_tasks: int = _opt(50, "held-out tasks per difficulty (built-in test split + generated)")
+    tokenizer: str = _opt(
+        "words",
+        "words: word-level BPE with implicit spaces (agents/backends/bpe.py); bpe: the same with space ids; "
+        "char: one id per character",
+        choices=["words", "bpe", "char"],
+    )
+    vocab_size: int = _opt(1024)
+    expert_episodes: int = _opt(100)
+    sft_epochs: int = _opt(3)
+    sft_lr: float = _opt(1e-2)
+    sft_batch: int = _opt(4, "expert episodes per SFT step")
+    sft_warmup: int = _opt(5)
+    sft_context_loss: float = _opt(1.0, "weight of the LM loss on context tokens in SFT")
+    sft_schedule: str = _opt("constant")
+    heads: int = _opt(4)
+    sft_from: str = _opt(
+        "",
+        "a previous run's OUT (or a model.pt): load its SFT weights instead of training SFT (same seed and "
+        "task options, so the tokenizer is the same; every tensor's shape is checked)",
+    )
+    rl_steps: int = _opt(4)
+    rl_lr: float = _opt(1e-3)
+    rl_lam: float = _opt(0.0, "the env's cost weight during RL (0: reward = success)")
+    invalid_penalty: float = _opt(0.1, "RL reward shaping: -coef per invalid action (0: off)")
+    rl_temperature: float = _opt(1.0, "sampling temperature of the RL rollouts")
+    ppo_epochs: int = _opt(1)
+    rl_mini_batch: int = _opt(8, "episodes per RL optimizer step")
+    dynamic_sampling: bool = _opt(
+        False, "DAPO dynamic sampling: drop groups whose rewards are all equal and refill them"
+    )
+    eval_every: int = _opt(2)
+    group_size: int = _opt(4)
+    tasks_per_step: int = _opt(2)
+    max_turns: int = _opt(5)
+    max_new_tokens: int = _opt(16)
+    hidden: int = _opt(128)
+    layers: int = _opt(2)
+    freeze_embeddings: bool = _opt(
+        False,
+        "keep the input embeddings at their random init (with an untied output layer): the colours stay "
+        "distinguishable, so the model learns to copy them (docs/trainers.md)",
+    )
+    algos: str = _opt(
+        "grpo",
+        "comma-separated, each from the same SFT weights: "
+        + "; ".join(f"{k}: {v}" for k, v in ALGOS.items()),
+    )
+    hc_lam: float = _opt(1.0, "hc_grpo: the cost weight lambda")
+    teacher: str = _opt("", "opd/tcod: a previous run's OUT (its sft/model.pt) or a model.pt file")
+    tcod_every: int = _opt(5, "tcod: RL steps per extra turn of depth")
+    sirl_stages: str = _opt(
+        "0:3,10:4,20:5",
+        "sirl: ScalingInter-RL stages 'step:max_turns,...' (the env's turn limit grows with the RL step)",
+    )
+    exopd_lam: float = _opt(1.25, "exopd: reward extrapolation lambda (> 1)")
+    exopd_ref: str = _opt(
+        "",
+        "exopd: pi_ref, a run's OUT or model.pt (e.g. the teacher's earlier checkpoint); without it pi_ref is "
+        "the student itself and ExOPD is OPD scaled by lambda, which Adam cancels",
+    )
+    slim_every: int = _opt(5, "slim: RL steps between lifecycle updates (K)")
+    seed: int = _opt(0)
+    threads: int = _opt(1, "torch threads (1: the results do not depend on the core count)")
+
+
 def parser() -> argparse.ArgumentParser:
+    """The command line: `--name-with-dashes` per `DemoConfig` field (a bool is a switch)."""
     ap = argparse.ArgumentParser(
-        prog="turngym.trainers.demo",
+        prog="turngym.experiments.demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--out", default="runs/train-demo")
-    ap.add_argument("--difficulty", default="easy", help="comma-separated: easy,medium,hard")
-    ap.add_argument(
-        "--staleness",
-        type=float,
-        default=None,
-        help="memory staleness of every train and test task (chance each object moved since the remembered "
-        "visit; default: the pack's, 0 for easy)",
-    )
-    ap.add_argument("--eval-episodes", type=int, default=12, help="0 = every task of the test split")
-    ap.add_argument(
-        "--train-tasks",
-        type=int,
-        default=100,
-        help="generated train tasks per difficulty (0: the built-in train split)",
-    )
-    ap.add_argument(
-        "--test-tasks",
-        type=int,
-        default=50,
-        help="held-out tasks per difficulty (built-in test split + generated)",
-    )
-    ap.add_argument(
-        "--tokenizer",
-        default="words",
-        choices=["words", "bpe", "char"],
-        help="words: word-level BPE with implicit spaces (agents/backends/bpe.py); bpe: the same with space ids; "
-        "char: one id per character",
-    )
-    ap.add_argument("--vocab-size", type=int, default=1024)
-    ap.add_argument("--expert-episodes", type=int, default=100)
-    ap.add_argument("--sft-epochs", type=int, default=3)
-    ap.add_argument("--sft-lr", type=float, default=1e-2)
-    ap.add_argument("--sft-batch", type=int, default=4, help="expert episodes per SFT step")
-    ap.add_argument("--sft-warmup", type=int, default=5)
-    ap.add_argument(
-        "--sft-context-loss", type=float, default=1.0, help="weight of the LM loss on context tokens in SFT"
-    )
-    ap.add_argument("--sft-schedule", default="constant")
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument(
-        "--sft-from",
-        default="",
-        help="a previous run's OUT (or a model.pt): load its SFT weights instead of training SFT (same seed and "
-        "task options, so the tokenizer is the same; every tensor's shape is checked)",
-    )
-    ap.add_argument("--rl-steps", type=int, default=4)
-    ap.add_argument("--rl-lr", type=float, default=1e-3)
-    ap.add_argument(
-        "--rl-lam", type=float, default=0.0, help="the env's cost weight during RL (0: reward = success)"
-    )
-    ap.add_argument(
-        "--invalid-penalty",
-        type=float,
-        default=0.1,
-        help="RL reward shaping: -coef per invalid action (0: off)",
-    )
-    ap.add_argument(
-        "--rl-temperature", type=float, default=1.0, help="sampling temperature of the RL rollouts"
-    )
-    ap.add_argument("--ppo-epochs", type=int, default=1)
-    ap.add_argument("--rl-mini-batch", type=int, default=8, help="episodes per RL optimizer step")
-    ap.add_argument(
-        "--dynamic-sampling",
-        action="store_true",
-        help="DAPO dynamic sampling: drop groups whose rewards are all equal and refill them",
-    )
-    ap.add_argument("--eval-every", type=int, default=2)
-    ap.add_argument("--group-size", type=int, default=4)
-    ap.add_argument("--tasks-per-step", type=int, default=2)
-    ap.add_argument("--max-turns", type=int, default=5)
-    ap.add_argument("--max-new-tokens", type=int, default=16)
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument(
-        "--freeze-embeddings",
-        action="store_true",
-        help="keep the input embeddings at their random init (with an untied output layer): the colours stay "
-        "distinguishable, so the model learns to copy them (docs/trainers.md)",
-    )
-    ap.add_argument(
-        "--algos",
-        default="grpo",
-        help="comma-separated, each from the same SFT weights: "
-        + "; ".join(f"{k}: {v}" for k, v in ALGOS.items()),
-    )
-    ap.add_argument("--hc-lam", type=float, default=1.0, help="hc_grpo: the cost weight lambda")
-    ap.add_argument(
-        "--teacher", default="", help="opd/tcod: a previous run's OUT (its sft/model.pt) or a model.pt file"
-    )
-    ap.add_argument("--tcod-every", type=int, default=5, help="tcod: RL steps per extra turn of depth")
-    ap.add_argument(
-        "--sirl-stages",
-        default="0:3,10:4,20:5",
-        help="sirl: ScalingInter-RL stages 'step:max_turns,...' (the env's turn limit grows with the RL step)",
-    )
-    ap.add_argument("--exopd-lam", type=float, default=1.25, help="exopd: reward extrapolation lambda (> 1)")
-    ap.add_argument(
-        "--exopd-ref",
-        default="",
-        help="exopd: pi_ref, a run's OUT or model.pt (e.g. the teacher's earlier checkpoint); without it pi_ref is "
-        "the student itself and ExOPD is OPD scaled by lambda, which Adam cancels",
-    )
-    ap.add_argument("--slim-every", type=int, default=5, help="slim: RL steps between lifecycle updates (K)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (1: the results do not depend on the core count)",
-    )
+    for f in dataclasses.fields(DemoConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kw = {k: v for k, v in f.metadata.items() if v != ""}
+        if isinstance(f.default, bool):
+            ap.add_argument(flag, action="store_true", **kw)
+        else:
+            ap.add_argument(flag, default=f.default, **{"type": type(f.default), **kw})
     return ap
 
 
-def run_options(run: str | Path) -> argparse.Namespace:
-    """The options a finished run used (its OUT/results.json `args` over the parser's defaults), so that `build()`
-    rebuilds the same pack, tokenizer and model (e.g. to probe its weights)."""
+def parse(argv: list[str] | None = None) -> DemoConfig:
+    """`DemoConfig` from command-line options."""
+    return DemoConfig(**vars(parser().parse_args(argv)))
+
+
+def run_options(run: str | Path) -> DemoConfig:
+    """The options a finished run used (its OUT/results.json `args` over the defaults; names this version does not
+    know are left out), so that `build()` rebuilds the same pack, tokenizer and model (e.g. to probe its weights)."""
     path = Path(run) / "results.json"
     if not path.is_file():
-        raise ConfigError(f"{run}: no results.json (pass a turngym.trainers.demo run's --out folder)")
-    opts = parser().parse_args([])
-    vars(opts).update(json.loads(path.read_text())["args"])
-    return opts
+        raise ConfigError(f"{run}: no results.json (pass a turngym.experiments.demo run's --out folder)")
+    known = {f.name for f in dataclasses.fields(DemoConfig)}
+    return DemoConfig(**{k: v for k, v in json.loads(path.read_text())["args"].items() if k in known})
 
 
-def build(a: argparse.Namespace) -> tuple[Path, dict[str, Any], list[Any], Any]:
+def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
     """The run's data and model before training: (pack, env kwargs, successful expert episodes, policy), all from
     `a` (same options and seed: same pack, episodes, tokenizer and initial weights)."""
     from turngym.agents.backends.bpe import bpe_policy
     from turngym.agents.backends.tiny import tiny_policy
     from turngym.agents.base import ExpertAgent
-    from turngym.agents.rollout import run_episodes
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -407,20 +349,9 @@ def build(a: argparse.Namespace) -> tuple[Path, dict[str, Any], list[Any], Any]:
         a.staleness,
     )
     env_kwargs = {"image": False, "task_pack": str(pack.resolve())}
-    experts = run_episodes(
-        ENV_ID,
-        ExpertAgent(),
-        episodes=a.expert_episodes,
-        seed=a.seed,
-        split="train",
-        env_kwargs=env_kwargs,
-        options={"max_turns": a.max_turns},
+    experts = successful_episodes(
+        ENV_ID, ExpertAgent(), a.expert_episodes, seed=a.seed, max_turns=a.max_turns, env_kwargs=env_kwargs
     )
-    experts = [e for e in experts if e.success]
-    if not experts:
-        from turngym.errors import ConfigError
-
-        raise ConfigError(f"no expert episode succeeded within max_turns={a.max_turns}; raise --max-turns")
     log.info("%d successful expert episodes", len(experts))
     if a.tokenizer in ("bpe", "words"):
         policy = bpe_policy(
@@ -440,12 +371,13 @@ def build(a: argparse.Namespace) -> tuple[Path, dict[str, Any], list[Any], Any]:
     return pack, env_kwargs, experts, policy
 
 
-def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
+def run(a: DemoConfig, argv: list[str] | None = None) -> dict[str, Any]:
+    """The whole demo with the options `a`; writes and returns OUT/results.json (`argv` is recorded in it)."""
     import torch
 
+    from turngym.agents.evaluate import greedy_episodes
     from turngym.numerics import numerics_info
-    from turngym.trainers.config import GRPOConfig, SFTConfig
-    from turngym.trainers.grpo import GRPOTrainer
+    from turngym.trainers.config import SFTConfig
     from turngym.trainers.logging import plot_curves
     from turngym.trainers.sft import SFTTrainer, expert_token_episode
 
@@ -456,16 +388,19 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
     eval_ids = split_ids(pack, "test", a.eval_episodes or None)
 
     def evaluate(tag: str = "", prompt_hook: Any = None) -> dict[str, float]:
-        return evaluate_policy(
+        """Greedy on the held-out tasks (the same tasks and seed at every evaluation), logged to OUT/eval_<tag>.jsonl."""
+        eps = greedy_episodes(
             policy,
-            env_kwargs,
+            ENV_ID,
             eval_ids,
-            "test",
-            10_000 + a.seed,
-            a.max_turns,
-            out / f"eval_{tag or 'rl'}.jsonl",
-            prompt_hook,
+            split="test",
+            seed=10_000 + a.seed,
+            max_turns=a.max_turns,
+            env_kwargs=env_kwargs,
+            prompt_hook=prompt_hook,
+            log_to=out / f"eval_{tag or 'rl'}.jsonl",
         )
+        return held_out_metrics(eps)
 
     untrained = evaluate("untrained")
     log.info("untrained: held-out %s", untrained)
@@ -508,43 +443,42 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
         "sft_turns": sft_eval["turns"],
         "numerics": numerics_info(),
         "argv": argv,
-        "args": vars(a),
+        "args": dataclasses.asdict(a),
         "runs": {},
     }
-    curves: dict[str, list[tuple[int, float]]] = {}
-    teacher = load_teacher(a, policy) if a.teacher else None
-    ref = load_teacher(a, policy, "--exopd-ref") if a.exopd_ref else None
-    for algo in [s.strip() for s in a.algos.split(",") if s.strip()]:
-        policy.model.load_state_dict(sft_state)
-        cfg = GRPOConfig(
-            env_id=ENV_ID,
-            env_kwargs={**env_kwargs, "lam": a.rl_lam},
-            **algo_pieces(algo, a, teacher, ref),
-            split="train",
-            steps=a.rl_steps,
-            tasks_per_step=a.tasks_per_step,
-            group_size=a.group_size,
-            max_turns=a.max_turns,
-            max_new_tokens=a.max_new_tokens,
-            lr=a.rl_lr,
-            temperature=a.rl_temperature,
-            ppo_epochs=a.ppo_epochs,
-            dynamic_sampling=a.dynamic_sampling,
-            mini_batch_size=a.rl_mini_batch,
-            micro_batch_size=8,
-            eval_every=a.eval_every,
-            seed=a.seed,
-            output_dir=str(out / algo),
-            tensorboard=False,
-            plot=True,
-            num_envs=16,
-        )
-        t1 = time.time()
-        # the agent under evaluation is the policy plus whatever the run put in its prompt (SLIM's skill bank)
-        trainer = GRPOTrainer(
-            policy, config=cfg, evaluator=lambda tr: evaluate(prompt_hook=tr.engine.prompt_hook)
-        )
-        recs = trainer.train()
+    teacher = load_teacher(policy, a.teacher) if a.teacher else None
+    ref = load_teacher(policy, a.exopd_ref, "--exopd-ref") if a.exopd_ref else None
+    arms = {
+        algo: algo_pieces(algo, a, teacher, ref)
+        for algo in [s.strip() for s in a.algos.split(",") if s.strip()]
+    }
+    base = {
+        "env_id": ENV_ID,
+        "env_kwargs": {**env_kwargs, "lam": a.rl_lam},
+        "split": "train",
+        "steps": a.rl_steps,
+        "tasks_per_step": a.tasks_per_step,
+        "group_size": a.group_size,
+        "max_turns": a.max_turns,
+        "max_new_tokens": a.max_new_tokens,
+        "lr": a.rl_lr,
+        "temperature": a.rl_temperature,
+        "ppo_epochs": a.ppo_epochs,
+        "dynamic_sampling": a.dynamic_sampling,
+        "mini_batch_size": a.rl_mini_batch,
+        "micro_batch_size": 8,
+        "eval_every": a.eval_every,
+        "seed": a.seed,
+        "tensorboard": False,
+        "plot": True,
+        "num_envs": 16,
+    }
+
+    def start(algo: str) -> Any:
+        policy.model.load_state_dict(sft_state)  # every arm from the same SFT weights
+        return policy
+
+    def report(algo: str, trainer: Any, recs: list[dict[str, Any]]) -> dict[str, Any]:
         curve = [(int(r["step"]), float(r["eval_success"])) for r in recs if "eval_success" in r]
         if not curve or curve[0][0] != 0:
             curve.insert(0, (0, sft_success))
@@ -556,29 +490,37 @@ def run(a: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
         if curve[-1][0] != a.rl_steps:
             curve.append((a.rl_steps, last["success"]))
         final = curve[-1][1]
-        best = max(v for _, v in curve)
-        results["runs"][algo] = {
+        log.info("%s: held-out success %.3f -> %.3f", algo, sft_success, final)
+        return {
             "final_success": final,
             "gain_points": 100 * (final - sft_success),
-            "best_success": best,
+            "best_success": max(v for _, v in curve),
             "final_valid_action_rate": last["valid_action_rate"],
             "final_cost": last["cost"],
             "final_turns": last["turns"],
             "curve": curve,
             "train_success": [r.get("success") for r in recs if "success" in r],
-            "seconds": time.time() - t1,
         }
-        curves[algo] = curve
-        log.info("%s: held-out success %.3f -> %.3f", algo, sft_success, final)
+
+    # the agent under evaluation is the policy plus whatever the run put in its prompt (SLIM's skill bank)
+    results["runs"] = run_arms(
+        start,
+        arms,
+        base,
+        out,
+        evaluator=lambda tr: evaluate(prompt_hook=tr.engine.prompt_hook),
+        report=report,
+    )
     results["total_seconds"] = time.time() - t0
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    curves = {algo: r["curve"] for algo, r in results["runs"].items()}
     recs = [{"step": s, f"{algo}_eval_success": v} for algo, pts in curves.items() for s, v in pts]
     plot_curves(recs, out / "learning_curve.png", keys=tuple(f"{k}_eval_success" for k in curves))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parser().parse_args(argv)
+    a = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     res = run(a, argv)
     print(
