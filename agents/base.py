@@ -45,6 +45,20 @@ class EpisodeContext:
     seed: int | None = None
     state: dict[str, Any] = field(default_factory=dict)  # free per-episode scratch space for the agent
 
+    @classmethod
+    def from_reset(
+        cls, env: gym.Env, obs: dict[str, Any], info: dict[str, Any], index: int, seed: int | None
+    ) -> EpisodeContext:
+        """The context of an episode just reset: `env.reset(seed=seed, ...)` returned `obs, info`."""
+        return cls(
+            env=env,
+            instructions=info["instructions"],
+            observation=obs,
+            info=info,
+            episode_index=index,
+            seed=seed,
+        )
+
     @property
     def admissible_actions(self) -> list[str]:
         return list(self.info.get("admissible_actions") or [])

@@ -20,7 +20,7 @@ import functools
 import itertools
 import logging
 import threading
-import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,6 +36,7 @@ from turngym.agents.parsing import parse_action
 from turngym.agents.policy import TokenPolicy, check_token_policy
 from turngym.agents.prompting import first_user_message
 from turngym.agents.rollout import env_task_ids
+from turngym.agents.slots import run_slots
 from turngym.agents.trajectory import Episode, Step, TokenEpisode, clean_info
 from turngym.errors import ConfigError, EnvError
 
@@ -287,22 +288,40 @@ class RolloutEngine:
                 out = next(stream)
             self.stats, self.timeline = stream.stats, stream.timeline
             return out
+        return self._run(self._jobs(task_ids, group_size, seed, split, options))
+
+    def _jobs(
+        self, task_ids: list[str] | int, group_size: int, seed: int, split: str | None, options: dict | None
+    ) -> list[tuple[int, Callable[[int], _Live]]]:
+        """(episode index, job) per planned episode; a job starts its episode on the env slot it is given."""
         plan, base = self._plan(task_ids, group_size, seed, split, options)
-        jobs = [
-            functools.partial(self._start, index=k, group=g, task_id=tid, base_seed=seed, base=base)
+        return [
+            (k, functools.partial(self._start, index=k, group=g, task_id=tid, base_seed=seed, base=base))
             for k, g, tid in plan
         ]
-        return self._run(jobs)
 
-    def _run(self, jobs: list[Callable[[int], _Live]]) -> list[TokenEpisode]:
-        """The synchronous loop: each job starts an episode on a slot; all live episodes generate in one batch,
-        then every env steps in the pool; a finished episode's slot starts the next job. Ordered by episode index."""
+    def _run(self, jobs: list[tuple[int, Callable[[int], _Live]]]) -> list[TokenEpisode]:
+        """The synchronous run: `schedule` with one lane over `jobs` (each starts an episode on a slot); returns the
+        episodes ordered by episode index."""
         self._acquire()
         try:
-            return self._run_locked(jobs)
+            done: dict[int, TokenEpisode] = {}
+
+            def finished(lv: _Live) -> None:
+                ep = self._finish(lv)
+                done[ep.meta["index"]] = ep
+                if self.on_episode:
+                    self.on_episode(ep)
+
+            pending = deque((0, job) for _, job in jobs)
+            self.stats = {"episodes": len(jobs), **self.schedule(pending, finished, lanes=1)}
         finally:
             self._release_kv()
             self._busy = False
+        out = [done[k] for k in sorted(done)]
+        for ep in out:
+            ep.meta["staleness"] = self._version - ep.meta["policy_version"]
+        return out
 
     def _acquire(self) -> None:
         with self._cond:
@@ -312,53 +331,49 @@ class RolloutEngine:
                 )
             self._busy = True
 
-    def _run_locked(self, jobs: list[Callable[[int], _Live]]) -> list[TokenEpisode]:
-        pending = list(jobs)[::-1]
-        n_slots = min(self.num_envs, len(jobs))
-        self._ensure_envs(n_slots)
-        done: dict[int, TokenEpisode] = {}
-        live: dict[int, _Live] = {}
-        t0, gen_time, env_time, gen_tokens, env_steps = time.perf_counter(), 0.0, 0.0, 0, 0
+    def schedule(
+        self,
+        pending: deque[tuple[int, Callable[[int], _Live]]],
+        finished: Callable[[_Live], None],
+        lanes: int,
+        load: Callable[[], None] = lambda: None,
+        more: Callable[[], bool] = lambda: False,
+        stop: threading.Event | None = None,
+        timeline: list[tuple[str, int, float, float]] | None = None,
+    ) -> dict[str, float]:
+        """`agents.slots.run_slots` on this engine's env slots: `pending` `(batch, job)` pairs (a job starts an
+        episode on the slot it is given), one batched generation per lane and turn, env steps in the pool. Used by
+        the synchronous `collect`/`branch` (one lane) and the async stream (`lanes` lanes, `load` refilling
+        `pending` as staleness allows, an idle loop waiting for a policy update)."""
 
-        def start_many(slots: list[int]) -> None:
-            # pending episodes are assigned to slots here (deterministically), envs reset in the pool
-            todo = [(s, pending.pop()) for s in slots if pending]
-            for (s, _), ep in zip(todo, self._pool.map(lambda j: j[1](j[0]), todo)):
-                live[s] = ep
+        def start(slot: int, job: Callable[[int], _Live], batch: int) -> _Live:
+            lv = job(slot)
+            lv.batch = batch
+            return lv
 
-        start_many(list(range(n_slots)))
-        while live:
-            order = sorted(live)
-            tg = time.perf_counter()
-            gens = self._generate([live[s] for s in order])
-            gen_time += time.perf_counter() - tg
-            gen_tokens += sum(len(g.token_ids) for g in gens)
-            te = time.perf_counter()
-            results = list(self._pool.map(lambda s: self._step(live[s]), order))
-            env_time += time.perf_counter() - te
-            env_steps += len(order)
-            finished = [s for s, over in zip(order, results) if over]
-            for s in finished:
-                ep = self._finish(live.pop(s))
-                done[ep.meta["index"]] = ep
-                if self.on_episode:
-                    self.on_episode(ep)
-            start_many(finished)
-        wall = time.perf_counter() - t0
-        self.stats = {
-            "episodes": len(done),
-            "wall_s": wall,
-            "generate_s": gen_time,
-            "env_s": env_time,
-            "generated_tokens": gen_tokens,
-            "env_steps": env_steps,
-            "env_steps_per_s": env_steps / wall if wall else 0.0,
-            "generated_tokens_per_s": gen_tokens / wall if wall else 0.0,
-        }
-        out = [done[k] for k in sorted(done)]
-        for ep in out:
-            ep.meta["staleness"] = self._version - ep.meta["policy_version"]
-        return out
+        def act(eps: list[_Live]) -> int:
+            return sum(len(g.token_ids) for g in self._generate(eps))
+
+        def wait() -> None:
+            with self._cond:  # a new policy version (or close) wakes it
+                self._cond.wait(timeout=0.1)
+
+        return run_slots(
+            pending,
+            self.num_envs,
+            start,
+            act,
+            self._step,
+            finished,
+            self._pool,
+            lanes=lanes,
+            prepare=lambda slots: self._ensure_envs(max(slots) + 1),
+            load=load,
+            more=more,
+            wait=wait,
+            stop=stop,
+            timeline=timeline,
+        )
 
     def stream(self, batches: Iterable[dict[str, Any]], max_staleness: int | None = 1) -> RolloutStream:
         """Collect batches in a background thread (async mode); see `turngym.agents.stream.RolloutStream`.
@@ -395,7 +410,9 @@ class RolloutEngine:
             raise ConfigError(
                 f"branch() got an episode of {episode.meta['env_id']!r}; this engine runs {self.env_id!r}"
             )
-        jobs = [functools.partial(self._resume, parent=episode, turn=turn, k=k, seed=seed) for k in range(n)]
+        jobs = [
+            (k, functools.partial(self._resume, parent=episode, turn=turn, k=k, seed=seed)) for k in range(n)
+        ]
         return self._run(jobs)
 
     def _resume(self, slot: int, parent: TokenEpisode, turn: int, k: int, seed: int) -> _Live:
@@ -408,14 +425,7 @@ class RolloutEngine:
         obs, info = env.reset(seed=env_seed, options=opts)
         where = f"branch of episode {parent.meta.get('index')} (task {parent.task_id}, seed {env_seed})"
         _same(obs["text"], pep.observation, f"{where}: the reset observation")
-        ctx = EpisodeContext(
-            env=env,
-            instructions=info["instructions"],
-            observation=obs,
-            info=info,
-            episode_index=k,
-            seed=env_seed,
-        )
+        ctx = EpisodeContext.from_reset(env, obs, info, k, env_seed)
         for t in range(turn):
             step = pep.steps[t]
             obs, reward, term, trunc, info = env.step(step.action)
@@ -473,14 +483,7 @@ class RolloutEngine:
         seed, opts = base_seed + index, {**base, "task_id": task_id}
         env = self._envs[slot]
         obs, info = env.reset(seed=seed, options=opts)
-        ctx = EpisodeContext(
-            env=env,
-            instructions=info["instructions"],
-            observation=obs,
-            info=info,
-            episode_index=index,
-            seed=seed,
-        )
+        ctx = EpisodeContext.from_reset(env, obs, info, index, seed)
         system = self.system_prompt
         if self.prompt_hook is not None:
             extra = self.prompt_hook(info["instructions"])

@@ -7,6 +7,7 @@ has its own seed (`seed + index`) and, for evaluation, its own task drawn withou
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 import turngym  # noqa: F401  (registers the ids)
 from turngym.agents.base import Agent, EpisodeContext, Turn
+from turngym.agents.slots import InlineExecutor, run_slots
 from turngym.agents.trajectory import Episode, Step, clean_info, save_image
 from turngym.errors import ConfigError
 
@@ -89,27 +91,15 @@ def run_episodes(
     envs = [gym.make(env_id, **(env_kwargs or {})) for _ in range(num_envs)]
     agent_name = getattr(agent, "spec", None) or agent.name
     try:
-        pending = plan_episodes(envs[0], episodes, seed, split, task_ids, options)[::-1]
+        specs = plan_episodes(envs[0], episodes, seed, split, task_ids, options)
         if skip:
-            pending = [s for s in pending if (s.options.get("task_id"), s.seed) not in skip]
+            specs = [s for s in specs if (s.options.get("task_id"), s.seed) not in skip]
         done: dict[int, Episode] = {}
-        slots: list[tuple[EpisodeContext, Episode] | None] = [None] * num_envs
 
-        def start(slot: int) -> None:
-            if not pending:
-                slots[slot] = None
-                return
-            spec = pending.pop()
+        def start(slot: int, spec: EpisodeSpec, _batch: int) -> _Playing:
             env = envs[slot]
             obs, info = env.reset(seed=spec.seed, options=spec.options)
-            ctx = EpisodeContext(
-                env=env,
-                instructions=info["instructions"],
-                observation=obs,
-                info=info,
-                episode_index=spec.index,
-                seed=spec.seed,
-            )
+            ctx = EpisodeContext.from_reset(env, obs, info, spec.index, spec.seed)
             ep = Episode(
                 env_id=env_id,
                 task_id=info["task_id"],
@@ -122,42 +112,56 @@ def run_episodes(
             if out_dir is not None and "image" in obs:
                 ep.image = save_image(out_dir, f"e{spec.index}_t0", obs["image"])
             agent.begin_episode(ctx)
-            slots[slot] = (ctx, ep)
+            return _Playing(ctx, ep)
 
-        for s in range(num_envs):
-            start(s)
-        while any(slots):
-            live = [i for i, s in enumerate(slots) if s is not None]
-            actions = agent.act([slots[i][0] for i in live])
+        def act(live: list[_Playing]) -> int:
+            actions = agent.act([p.ctx for p in live])
             if len(actions) != len(live):
                 raise RuntimeError(
                     f"agent {agent_name!r} returned {len(actions)} actions for {len(live)} episodes"
                 )
-            for i, action in zip(live, actions):
-                ctx, ep = slots[i]
-                obs, reward, term, trunc, info = envs[i].step(action)
-                image = None
-                if out_dir is not None and "image" in obs:
-                    image = save_image(out_dir, f"e{ctx.episode_index}_t{info['turn']}", obs["image"])
-                ep.steps.append(
-                    Step(
-                        action=action if isinstance(action, str) else repr(action),
-                        observation=obs["text"],
-                        reward=float(reward),
-                        terminated=bool(term),
-                        truncated=bool(trunc),
-                        info=clean_info(info),
-                        image=image,
-                    )
+            for p, action in zip(live, actions):
+                p.action = action
+            return 0
+
+        def step(p: _Playing) -> bool:
+            ctx, ep, action = p.ctx, p.episode, p.action
+            obs, reward, term, trunc, info = ctx.env.step(action)
+            image = None
+            if out_dir is not None and "image" in obs:
+                image = save_image(out_dir, f"e{ctx.episode_index}_t{info['turn']}", obs["image"])
+            ep.steps.append(
+                Step(
+                    action=action if isinstance(action, str) else repr(action),
+                    observation=obs["text"],
+                    reward=float(reward),
+                    terminated=bool(term),
+                    truncated=bool(trunc),
+                    info=clean_info(info),
+                    image=image,
                 )
-                ctx.history.append(Turn(ctx.observation["text"], action, float(reward), ctx.info))
-                ctx.observation, ctx.info = obs, info
-                if term or trunc:
-                    done[ctx.episode_index] = ep
-                    if on_episode:
-                        on_episode(ep)
-                    start(i)
+            )
+            ctx.history.append(Turn(ctx.observation["text"], action, float(reward), ctx.info))
+            ctx.observation, ctx.info = obs, info
+            return bool(term or trunc)
+
+        def finished(p: _Playing) -> None:
+            done[p.ctx.episode_index] = p.episode
+            if on_episode:
+                on_episode(p.episode)
+
+        pending = deque((0, spec) for spec in specs)
+        run_slots(pending, num_envs, start, act, step, finished, InlineExecutor())
         return [done[i] for i in sorted(done)]
     finally:
         for env in envs:
             env.close()
+
+
+@dataclass
+class _Playing:
+    """A live evaluation episode: what the agent reads, the trajectory so far, the action it chose this turn."""
+
+    ctx: EpisodeContext
+    episode: Episode
+    action: Any = None

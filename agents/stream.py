@@ -23,15 +23,11 @@ the weights that sampled it (`meta["policy_versions"]` says which, per turn). Wh
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future
 from typing import Any
 
 from turngym.agents.trajectory import TokenEpisode
@@ -126,48 +122,35 @@ class RolloutStream:
         )
 
     def _produce(self) -> None:
+        """The engine's rollout loop (`RolloutEngine.schedule`) over the batches, read ahead as staleness allows;
+        a batch is handed out once all its episodes are done, in order."""
         eng = self.engine
-        lanes, n_slots = eng.lanes, eng.num_envs
-        pending: deque[tuple[int, Any]] = deque()  # (batch, job(slot) -> _Live)
+        pending: deque[tuple[int, Any]] = deque()  # (batch, job(slot) -> a live episode)
         batches: dict[
             int, dict[int, TokenEpisode | None]
         ] = {}  # batch -> episode index -> episode (when done)
-        live: dict[int, Any] = {}
-        inflight: list[list[tuple[int, Future]]] = [[] for _ in range(lanes)]
         state = {"loaded": 0, "exhausted": False, "emit": 0}
-        t0, gen_s, wait_s, tokens, steps = time.perf_counter(), 0.0, 0.0, 0, 0
 
         def load() -> None:
-            while not state["exhausted"] and self._allowed(state["loaded"]) and len(pending) < n_slots:
+            while not state["exhausted"] and self._allowed(state["loaded"]) and len(pending) < eng.num_envs:
                 try:
-                    spec = next(self._specs)
+                    spec = dict(next(self._specs))
                 except StopIteration:
                     state["exhausted"] = True
                     return
                 b = state["loaded"]
-                spec = dict(spec)
-                plan, base = eng._plan(
+                jobs = eng._jobs(
                     spec.get("task_ids", 1),
                     spec.get("group_size", 1),
                     spec.get("seed", 0),
                     spec.get("split"),
                     spec.get("options"),
                 )
-                seed = spec.get("seed", 0)
-                batches[b] = {k: None for k, _, _ in plan}
-                for k, g, tid in plan:
-                    pending.append(
-                        (
-                            b,
-                            functools.partial(
-                                eng._start, index=k, group=g, task_id=tid, base_seed=seed, base=base
-                            ),
-                        )
-                    )
+                batches[b] = {k: None for k, _ in jobs}
+                pending.extend((b, job) for _, job in jobs)
                 state["loaded"] += 1
 
-        def finish(slot: int) -> None:
-            lv = live.pop(slot)
+        def finished(lv: Any) -> None:
             ep = eng._finish(lv)
             batches[lv.batch][lv.index] = ep
             if eng.on_episode:
@@ -177,67 +160,12 @@ class RolloutStream:
                 self._out.put([done[k] for k in sorted(done)])
                 state["emit"] += 1
 
-        def start(lane: int) -> None:
-            free = [s for s in range(lane, n_slots, lanes) if s not in live]
-            if not free or not pending:
-                return
-            quota = math.ceil((len(live) + len(pending)) / lanes) - sum(1 for s in live if s % lanes == lane)
-            todo = [(s, *pending.popleft()) for s in free[: max(0, min(quota, len(pending)))]]
-            if not todo:
-                return
-            eng._ensure_envs(max(s for s, _, _ in todo) + 1)
-            for (s, b, _), lv in zip(todo, eng._pool.map(lambda j: j[2](j[0]), todo)):
-                lv.batch = b
-                live[s] = lv
-
-        try:
-            while not self._stop.is_set():
-                load()
-                for lane in range(lanes):
-                    tw = time.perf_counter()
-                    for slot, fut in inflight[lane]:
-                        if fut.result():
-                            finish(slot)
-                    wait_s += time.perf_counter() - tw
-                    inflight[lane] = []
-                    load()
-                    start(lane)
-                    order = sorted(s for s in live if s % lanes == lane)
-                    if not order or self._stop.is_set():
-                        continue
-                    tg = time.perf_counter()
-                    gens = eng._generate([live[s] for s in order])
-                    t1 = time.perf_counter()
-                    self.timeline.append(("generate", lane, tg, t1))
-                    gen_s += t1 - tg
-                    tokens += sum(len(g.token_ids) for g in gens)
-                    steps += len(order)
-                    inflight[lane] = [(s, eng._pool.submit(self._step, lane, live[s])) for s in order]
-                if not live and not any(inflight):
-                    load()
-                    if not pending:
-                        if state["exhausted"]:
-                            break
-                        with eng._cond:  # wait for a new policy version (or close)
-                            eng._cond.wait(timeout=0.1)
-        finally:
-            for lane_jobs in inflight:
-                for _, fut in lane_jobs:
-                    fut.exception()  # let running env steps end before the engine is reused
-        wall = time.perf_counter() - t0
-        self.stats = {
-            "wall_s": wall,
-            "generate_s": gen_s,
-            "env_wait_s": wait_s,
-            "generated_tokens": tokens,
-            "env_steps": steps,
-            "env_steps_per_s": steps / wall if wall else 0.0,
-            "generated_tokens_per_s": tokens / wall if wall else 0.0,
-        }
-
-    def _step(self, lane: int, lv: Any) -> bool:
-        t0 = time.perf_counter()
-        try:
-            return self.engine._step(lv)
-        finally:
-            self.timeline.append(("env", lane, t0, time.perf_counter()))
+        self.stats = eng.schedule(
+            pending,
+            finished,
+            lanes=eng.lanes,
+            load=load,
+            more=lambda: not state["exhausted"],
+            stop=self._stop,
+            timeline=self.timeline,
+        )

@@ -55,18 +55,22 @@ def planned(entry: EnvEntry, split: str | None, n: int = 12) -> dict[str, list[s
     from turngym.agents.engine import RolloutEngine
     from turngym.trainers.grpo import TaskStream, split_task_ids
 
-    class NoPolicy:  # planning never generates
-        chat = None
+    from turngym.agents.backends.tiny import char_tokenizer
+    from turngym.agents.policy import TokenPolicyBase
 
-        def generate(self, prompts, seed=None):
+    class NoPolicy(TokenPolicyBase):  # planning never generates
+        def generate(self, prompts, **kwargs):
             raise AssertionError("planning generated")
+
+        def load_weights(self, model_or_state):
+            raise AssertionError("planning loaded weights")
 
     env = gym.make(entry.id)
     try:
         evaluation = [s.options["task_id"] for s in plan_episodes(env, n, seed=3, split=split)]
     finally:
         env.close()
-    with RolloutEngine(NoPolicy(), entry.id, num_envs=1) as engine:
+    with RolloutEngine(NoPolicy(char_tokenizer(), spec="none"), entry.id, num_envs=1) as engine:
         collect = [tid for _, _, tid in engine._plan(n, 1, 5, split, None)[0]]
     stream = TaskStream(split_task_ids(entry.id, {}, split), seed=7).take(n)
     return {"eval": evaluation, "collect": collect, "train": stream}
