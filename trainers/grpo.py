@@ -50,7 +50,7 @@ from turngym.trainers.config import GRPOConfig, save_interval, to_dict
 from turngym.trainers.epo import EntropyTerms, masked_mean_entropy
 from turngym.trainers.logging import MetricsLogger, plot_curves
 from turngym.trainers.losses import POLICY_LOSSES, aggregate, kl_penalty, loss_agg, needs_entropy
-from turngym.trainers.rewards import group_metrics
+from turngym.trainers.rewards import append_row, group_metrics, group_row
 from turngym.trainers.strategies import ROLLOUT_STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -431,6 +431,10 @@ class GRPOTrainer:
                 raise ValueError(
                     "a reward shaper must return one per-turn reward list per episode, same lengths"
                 )
+            # a shaper may ask for a per-group log line (name, file): written here, shapers stay pure
+            log = getattr(shaper, "group_log", None)
+            if log is not None:
+                append_row(self.out / log[1], group_row(self.step, log[0], group, new))
             for ep, r in zip(group, new):
                 ep.rewards = [float(x) for x in r]
 

@@ -232,23 +232,32 @@ def make_zero() -> Shaper:
 def _logged(
     fn: Callable[[Sequence[TokenEpisode]], list[list[float]]], name: str, log_file: str | None
 ) -> Shaper:
-    """Wrap a group shaper: when the trainer's context has an output folder, append one JSON line per group to
-    `<output_dir>/<log_file>` with the step, the shaped reward and `group_metrics` (success, cost per name, tool
-    calls): the run's episode-level cost log."""
+    """A group shaper (a pure function of the group) that asks the trainer to log each group it shapes: its
+    `group_log = (name, log_file)` makes the trainer append `group_row` to `<output_dir>/<log_file>` (the run's
+    episode-level cost log); None logs nothing."""
 
     def shaper(group: Sequence[TokenEpisode], ctx: Any = None) -> list[list[float]]:
-        new = fn(group)
-        out_dir = getattr(getattr(ctx, "config", None), "output_dir", None)
-        if log_file and out_dir:
-            row = {"step": int(getattr(ctx, "step", 0)), "shaper": name, "episodes": len(group)}
-            row["shaped_reward"] = sum(sum(r) for r in new) / max(1, len(new))
-            row.update(group_metrics(group))
-            Path(out_dir).mkdir(parents=True, exist_ok=True)
-            with open(Path(out_dir) / log_file, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-        return new
+        return fn(group)
 
+    shaper.group_log = (name, log_file) if log_file else None  # type: ignore[attr-defined]
     return shaper
+
+
+def group_row(
+    step: int, name: str, group: Sequence[TokenEpisode], shaped: list[list[float]]
+) -> dict[str, Any]:
+    """One line of a shaper's group log: the step, the shaper, the mean shaped episode reward and `group_metrics`
+    (success, cost per name, tool calls, ...)."""
+    row: dict[str, Any] = {"step": int(step), "shaper": name, "episodes": len(group)}
+    row["shaped_reward"] = sum(sum(r) for r in shaped) / max(1, len(shaped))
+    row.update(group_metrics(group))
+    return row
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def _base_check(value: str, allowed: tuple[str, ...], who: str) -> None:

@@ -184,8 +184,19 @@ def test_selected_by_name_from_the_trainer_config_and_logged(tmp_path):
     otc_shaper = hooks.resolve(hooks.REWARD_SHAPERS, {"name": "otc"}, "reward shaper")
     assert otc_shaper(g, ctx) == [[1.0], [0.0]]
     assert hooks.resolve(hooks.REWARD_SHAPERS, {"name": "zero"}, "reward shaper")(g, ctx) == [[0.0], [0.0]]
+    # shapers are pure: they write nothing; each asks the trainer for a group log line (name, file)
+    assert not any(tmp_path.iterdir())
+    assert shaper.group_log == ("hc_grpo", "rewards.jsonl") and otc_shaper.group_log == (
+        "otc",
+        "rewards.jsonl",
+    )
+    no_log = hooks.resolve(hooks.REWARD_SHAPERS, {"name": "otc", "log_file": None}, "reward shaper")
+    assert no_log.group_log is None
+    from turngym.trainers.rewards import append_row, group_row
+
+    append_row(tmp_path / "rewards.jsonl", group_row(3, "hc_grpo", g, shaper(g, ctx)))
     rows = [json.loads(x) for x in (tmp_path / "rewards.jsonl").read_text().splitlines()]
-    assert [r["shaper"] for r in rows] == ["hc_grpo", "otc"]
+    assert rows[0]["shaper"] == "hc_grpo" and rows[0]["episodes"] == 2
     assert rows[0]["step"] == 3 and rows[0]["cost/nav"] == pytest.approx(0.4) and rows[0]["tool_calls"] == 1.5
     assert rows[0]["shaped_reward"] == pytest.approx(0.3)
 
@@ -253,7 +264,12 @@ def test_every_piece_is_selectable_from_cli_overrides():
     from turngym.trainers.callbacks import Callback
 
     shapers = [hooks.resolve(hooks.REWARD_SHAPERS, s, "reward shaper") for s in cfg.reward_shaping]
-    assert [callable(s) for s in shapers] == [True, True, True, False]  # SLIM changes no reward: a callback only
+    assert [callable(s) for s in shapers] == [
+        True,
+        True,
+        True,
+        False,
+    ]  # SLIM changes no reward: a callback only
     assert [isinstance(s, Callback) for s in shapers] == [False, False, True, True]  # SPA: shaper + callback
     assert hooks.resolve(hooks.MAX_TURNS_SCHEDULES, cfg.max_turns_schedule, "schedule")(60) == 20
     extra = hooks.resolve(hooks.EXTRA_ADVANTAGES, cfg.extra_advantages[0], "extra advantage")
