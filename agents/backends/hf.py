@@ -207,33 +207,14 @@ class HFPolicy(TokenPolicyBase):
         if keys is not None and len(keys) != n:
             raise ConfigError(f"generate() got {len(keys)} cache keys for {len(prompts)} prompts")
         cached = self._cached_prefixes(prompts, keys)
-        # row i: [pad][its cached tokens (as KV, not fed)][pad][its new tokens]; the mask hides the pads and the
-        # positions count real tokens only, so a row sees exactly its own prompt
-        c_w = max(len(c[0]) for c in cached) if cached else 0
-        s_w = max(len(p) - (len(cached[i][0]) if cached else 0) for i, p in enumerate(prompts))
-        ids = torch.full((n, s_w), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, c_w + s_w), dtype=torch.long)
-        for i, p in enumerate(prompts):
-            c = len(cached[i][0]) if cached else 0
-            ids[i, s_w - (len(p) - c) :] = torch.tensor(p[c:], dtype=torch.long)
-            mask[i, c_w - c : c_w] = 1
-            mask[i, c_w + s_w - (len(p) - c) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask, c_w, s_w = self._left_padded(prompts, cached, device)
         self.prefill_tokens += int(mask[:, c_w:].sum())
         fed = mask.clone()  # which cache columns hold a row's real tokens (for storing the cache afterwards)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, c_w:]
         from turngym.agents.backends import fastdecode
 
         fast = self.fast_decode and fastdecode.supports(self.model)
-        if fast:
-            dtype = next(self.model.parameters()).dtype
-            kv = fastdecode.KVCache(self.model, n, c_w + s_w + max_new, device, dtype)
-            if cached:
-                self._place_kept(cached, list(zip(kv.keys, kv.values)), c_w)
-                kv.length = c_w
-            past0 = kv
-        else:
-            past0 = self._batch_cache(cached, c_w, device) if cached else None
+        past0 = self._first_cache(fast, cached, n, c_w, c_w + s_w + max_new, device)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -259,6 +240,40 @@ class HFPolicy(TokenPolicyBase):
         return [
             Generation(out_ids[i], out_lp[i], self.chat.content_of(out_ids[i]), reason[i]) for i in range(n)
         ]
+
+    def _left_padded(
+        self, prompts: list[list[int]], cached: list[Any] | None, device: Any
+    ) -> tuple[Any, Any, int, int]:
+        """The prefill batch: ids [n, s_w] of each row's tokens not covered by its kept cache, and the attention mask
+        [n, c_w + s_w]. Row i: [pad][its cached tokens (as KV, not fed)][pad][its new tokens]; the mask hides the pads
+        and the positions count real tokens only, so a row sees exactly its own prompt."""
+        torch = require("torch", extra="train")
+        n = len(prompts)
+        c_w = max(len(c[0]) for c in cached) if cached else 0
+        s_w = max(len(p) - (len(cached[i][0]) if cached else 0) for i, p in enumerate(prompts))
+        ids = torch.full((n, s_w), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, c_w + s_w), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            c = len(cached[i][0]) if cached else 0
+            ids[i, s_w - (len(p) - c) :] = torch.tensor(p[c:], dtype=torch.long)
+            mask[i, c_w - c : c_w] = 1
+            mask[i, c_w + s_w - (len(p) - c) :] = 1
+        return ids.to(device), mask.to(device), c_w, s_w
+
+    def _first_cache(
+        self, fast: bool, cached: list[Any] | None, n: int, c_w: int, length: int, device: Any
+    ) -> Any:
+        """The KV cache the prefill starts from: the lean decoder's preallocated cache (room for `length` positions)
+        or transformers' cache, holding each row's kept prefix right-aligned in the first `c_w` columns."""
+        from turngym.agents.backends import fastdecode
+
+        if not fast:
+            return self._batch_cache(cached, c_w, device) if cached else None
+        kv = fastdecode.KVCache(self.model, n, length, device, next(self.model.parameters()).dtype)
+        if cached:
+            self._place_kept(cached, list(zip(kv.keys, kv.values)), c_w)
+            kv.length = c_w
+        return kv
 
     # ---- KV-cache reuse across turns ------------------------------------------------------------------------
     def release_cache(self, keys: list[Any] | None = None) -> None:
