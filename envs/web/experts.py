@@ -93,29 +93,26 @@ def click_link(v: ExpertView) -> str:
     )
 
 
-def enter_text(v: ExpertView) -> str:  # enter-text, enter-text-dynamic
-    want = v.quoted()[0]
-    box = v.inputs()[0]
-    if box.get("value") != want:
-        return f"fill({box['id']}, {q(want)})"
+def _fill_then_submit(v: ExpertView, boxes: list[dict[str, Any]], want: str) -> str:
+    """Fill the first of `boxes` that does not hold `want` yet (one per step); once all do, submit."""
+    for box in boxes:
+        if box.get("value") != want:
+            return f"fill({box['id']}, {q(want)})"
     return _submit(v)
+
+
+def enter_text(v: ExpertView) -> str:  # enter-text, enter-text-dynamic
+    return _fill_then_submit(v, [v.inputs()[0]], v.quoted()[0])
 
 
 def enter_text_2(v: ExpertView) -> str:
     want = v.quoted()[0]
     want = want.lower() if "lower case" in v.utterance else want.upper()
-    box = v.inputs()[0]
-    if box.get("value") != want:
-        return f"fill({box['id']}, {q(want)})"
-    return _submit(v)
+    return _fill_then_submit(v, [v.inputs()[0]], want)
 
 
 def enter_password(v: ExpertView) -> str:
-    want = v.quoted()[0]
-    for box in v.inputs("password"):
-        if box.get("value") != want:
-            return f"fill({box['id']}, {q(want)})"
-    return _submit(v)
+    return _fill_then_submit(v, v.inputs("password"), v.quoted()[0])
 
 
 def login_user(v: ExpertView) -> str:
