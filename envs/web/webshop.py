@@ -9,8 +9,9 @@ browser context (`browser.py`'s pool, so concurrent envs never share cookies or 
 the session at `GET /api/sessions/<sid>`: when it is `done` (the agent pressed Buy Now) the episode ends with the
 session's WebShop reward; `success` is reward 1.
 
-The browser plumbing (contexts, crash recovery, action execution, screenshots) is `MiniWoBEnv`'s: this class
-subclasses it and replaces only what is MiniWoB-specific (the task server, the episode start, the status read).
+The browser plumbing (contexts, crash recovery, action execution, observations, screenshots, close) is
+`BrowserEnv`'s (`env.py`): this class adds only what is WebShop's (the store and its sessions, the episode start, the
+status read, which `goto` targets are allowed, the expert).
 `expert_action()` plays the shopping oracle (`envs/shopping/expert.py`) through browser actions.
 """
 
@@ -24,22 +25,20 @@ import urllib.request
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from turngym.envs.core import Outcome, TurnEnv
+from turngym.envs.core import Outcome
 from turngym.envs.shopping.expert import WebShopExpert
 from turngym.envs.shopping.server import ShopServer
 from turngym.envs.shopping.store import BACK, BUY, NEXT, PREV, SUBPAGES
 from turngym.envs.shopping.text_env import TASK_FIELDS, lexicon_for
 from turngym.envs.web import observe
-from turngym.envs.web.actions import ACTION_HELP, origin, parse_action
-from turngym.envs.web.browser import BrowserConfig
-from turngym.envs.web.miniwob import MiniWoBEnv
+from turngym.envs.web.actions import origin, parse_action
+from turngym.envs.web.env import BrowserEnv, PageStatus
 from turngym.errors import EnvError
 from turngym.tasks.pack import TaskPack
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VIEWPORT = (800, 600)
-SETTLE_JS = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => done(0))))"
 
 
 # ---- one shopping HTTP store per (pack, split), shared by the envs of the process ----------------------------------
@@ -78,13 +77,11 @@ def _http_json(url: str, method: str = "GET", body: dict[str, Any] | None = None
         return json.loads(r.read())
 
 
-class WebShopBrowserEnv(MiniWoBEnv):
+class WebShopBrowserEnv(BrowserEnv):
     """WebShop in Chromium. Observations: pruned DOM text (+ screenshot); actions: the web grammar.
 
-    Args (besides TurnEnv's): image: screenshots in observations (default False: the store is text-rich and a
-      800x600 screenshot per step is costly); viewport: (width, height) in CSS pixels; marks: draw element ids on
-      the screenshot; action_timeout_ms: how long an element action waits for the element; browser: a
-      `BrowserConfig` or a dict of its fields.
+    Args: `BrowserEnv`'s, passed by keyword. Defaults: no screenshots (the store is text-rich and a 800x600
+      screenshot per step is costly), viewport 800x600, action_timeout_ms 2000.
     """
 
     family = "webshopbrowser"
@@ -93,43 +90,14 @@ class WebShopBrowserEnv(MiniWoBEnv):
     default_max_turns = 30  # the text env's 15, doubled: a search is fill + click here
     task_fields: ClassVar[dict[str, Any]] = TASK_FIELDS
     pack_family = "shopping"  # plays the shopping family's packs, validated with its fields
-    action_format = ACTION_HELP
-    image_shape: ClassVar[tuple[int, int, int] | None] = None  # set per instance from the viewport
+    default_viewport = DEFAULT_VIEWPORT
+    default_image = False
+    default_action_timeout_ms = 2000
 
-    def __init__(
-        self,
-        task_pack: str | None = None,
-        split: str | None = None,
-        max_turns: int | None = None,
-        render_mode: str | None = None,
-        image: bool | None = False,
-        viewport: tuple[int, int] = DEFAULT_VIEWPORT,
-        marks: bool = False,
-        action_timeout_ms: float = 2000,
-        browser: BrowserConfig | dict[str, Any] | None = None,
-    ):
-        w, h = self._check_viewport(viewport)
-        self.image_shape = (h, w, 3)
-        if isinstance(browser, dict):
-            browser = BrowserConfig(**browser)
-        TurnEnv.__init__(
-            self, task_pack=task_pack, split=split, max_turns=max_turns, render_mode=render_mode, image=image
-        )
-        self.fixed_task = None
-        self.viewport = (w, h)
-        self.marks = bool(marks)
-        self.action_timeout_ms = float(action_timeout_ms)
-        self.browser_config = browser or BrowserConfig()
+    def __init__(self, **options: Any):
+        super().__init__(**options)
         self._shops: dict[str, ShopServer] = {}  # by split, acquired on first use
         self._shop: ShopServer | None = None
-        self.allowed_origins: list[str] = []
-        self._open_browser()
-        self._cdp: Any = None
-        self._context: Any = None
-        self._page: Any = None
-        self._generation = -1
-        self.page_state: observe.PageState | None = None
-        self.crashed = False
         self.session: dict[str, Any] = {}
         self.expert: WebShopExpert | None = None
 
@@ -147,21 +115,13 @@ class WebShopBrowserEnv(MiniWoBEnv):
         self._delete_session()  # the previous episode's session is no longer needed
         created = self._create_session(shop, task["task_id"])
         self.session = {"session_id": created["session_id"], "url": created["url"], "shop": shop.url}
-        self.crashed = False
         self.expert = WebShopExpert(shop.store, task, lexicon_for(shop.catalog))
-        last_exc: Exception | None = None
-        for _attempt in range(2):
-            try:
-                page = self._ensure_page()
-                page.goto(created["url"], wait_until="load")
-                return self._observe(prefix="")
-            except Exception as exc:
-                if not self._is_playwright_error(exc):
-                    raise
-                last_exc = exc
-                log.warning("reset of %s failed (%s); retrying on a fresh context", task["task_id"], exc)
-                self._generation = -1
-        raise EnvError(f"could not open the WebShop session at {created['url']}: {last_exc}")
+        url = created["url"]
+        return self._open_episode(
+            task,
+            lambda page: page.goto(url, wait_until="load"),
+            f"could not open the WebShop session at {url}",
+        )
 
     def _create_session(self, shop: ShopServer, task_id: str) -> dict[str, Any]:
         """A store session for `task_id`. Its id (part of every page URL, so of the observation) is drawn from the
@@ -206,45 +166,23 @@ class WebShopBrowserEnv(MiniWoBEnv):
     def _session_state(self) -> dict[str, Any]:
         return _http_json(f"{self.session['shop']}/api/sessions/{self.session['session_id']}")
 
-    def _observe(self, prefix: str, invalid: str = "") -> Outcome:
-        def read(page: Any) -> tuple[observe.PageState, Any]:
-            page.wait_for_load_state("load")  # a click on a link or a submit may still be navigating
-            # the search box's `autofocus` lands at the next rendering: wait for it
-            page.evaluate(SETTLE_JS)
-            state = observe.extract(page)
-            return state, (self._screenshot(page, state) if self.use_image else None)
-
-        value, exc = self._read_page(read)
-        if exc is not None:
-            return self._crash(exc)
-        state, image = value
-        self.page_state = state
-        tree = observe.render_tree(state)
+    def page_status(self, page: Any, state: observe.PageState) -> PageStatus:
         sess = self._session_state()
-        done = bool(sess["done"])
-        reward = float(sess["reward"] or 0.0) if done else 0.0
-        lines = [prefix] if prefix else []
-        if done:
-            lines.append(f"Episode over: purchased, WebShop reward {reward:.4f}.")
-        lines.append(tree)
-        extra: dict[str, Any] = {"url": state.url, "browser_crashed": False, "raw_reward": reward}
-        if done:
-            extra |= {"reward_parts": sess["reward_parts"], "purchased": sess["purchased"]}
-        return Outcome(
-            text="\n".join(lines),
+        if not sess["done"]:  # the agent has not pressed Buy Now
+            return PageStatus()
+        reward = float(sess["reward"] or 0.0)
+        return PageStatus(
+            done=True,
             reward=reward,
-            terminated=done,
-            success=done and reward >= 1.0 - 1e-9,
-            score=reward,
-            invalid_action=bool(invalid),
-            error=invalid,
-            state={"url": state.url, "done": done},
-            admissible_actions=[]
-            if done
-            else observe.admissible_actions(state, skip_tags=("input",), noop=False),
-            image=image,
-            extra=extra,
+            message=f"Episode over: purchased, WebShop reward {reward:.4f}.",
+            extra={"reward_parts": sess["reward_parts"], "purchased": sess["purchased"]},
         )
+
+    def _obs_state(self, state: observe.PageState, tree: str, status: PageStatus) -> Any:
+        return {"url": state.url, "done": status.done}
+
+    def _admissible(self, state: observe.PageState, done: bool) -> list[str]:
+        return [] if done else observe.admissible_actions(state, skip_tags=("input",), noop=False)
 
     # ---- expert --------------------------------------------------------------------------------------------------
     def _dom_id(self, selector: str, text: str | None = None, prefer_unselected: bool = False) -> int | None:
