@@ -417,12 +417,20 @@ T = TypeVar("T")
 
 
 def _coerce(value: str, typ: Any) -> Any:
-    """A `key=value` string as the field's type: JSON first (numbers, lists, dicts, true/null), else the string."""
+    """A `key=value` string as the field's type: JSON first (numbers, lists, dicts, true/null), then a YAML flow list
+    or mapping (`[{name: ssb, max_age: 4}]`, as in a config file), else the string."""
     try:
         v = json.loads(value)
     except json.JSONDecodeError:
         low = value.lower()
         v = {"true": True, "false": False, "none": None, "null": None}.get(low, value)
+        if typ is not str and value.lstrip()[:1] in ("[", "{"):
+            import yaml
+
+            try:
+                v = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"cannot parse {value!r} as a JSON or YAML list/mapping: {exc}") from exc
     if typ is float and isinstance(v, int) and not isinstance(v, bool):
         v = float(v)
     return v
