@@ -59,7 +59,9 @@ class Callback:
         """Restore what `state_dict` returned."""
 
 
-CALLBACKS = Registry("callback", plugins=("skills", "progress", "curricula", "replay", "chatshop"))
+CALLBACKS = Registry(
+    "callback", plugins=("skills", "progress", "curricula", "replay", "chatshop", "guidance", "spear")
+)
 """name -> a Callback class or a factory `(**kwargs) -> Callback` (config `callbacks: [{name: ..., **kwargs}]`)."""
 register_callback = decorator(CALLBACKS)
 

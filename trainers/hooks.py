@@ -47,7 +47,7 @@ class HookContext:
 
 
 RewardShaper = Callable[[list, HookContext], list[list[float]]]
-_PLUGINS = ("rewards", "curricula", "distill", "skills", "progress", "chatshop")
+_PLUGINS = ("rewards", "curricula", "distill", "skills", "progress", "chatshop", "spear")
 REWARD_SHAPERS = Registry("reward shaper", plugins=_PLUGINS)
 MAX_TURNS_SCHEDULES = Registry("max_turns schedule", plugins=_PLUGINS)
 EXTRA_ADVANTAGES = Registry("extra advantage", plugins=_PLUGINS)
