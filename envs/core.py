@@ -350,7 +350,7 @@ class TurnEnv(gym.Env[dict, str]):
         self._done = False
         first = self._start(self.task)
         self.instructions = self._instructions(self.task, first)
-        return self._emit(first)[0], self._info(first)
+        return self._emit(first), self._info(first)
 
     def extra_reset_options(self) -> tuple[str, ...]:
         """Reset options a family accepts beyond `RESET_OPTIONS`."""
@@ -384,10 +384,10 @@ class TurnEnv(gym.Env[dict, str]):
         terminated = bool(out.terminated)
         truncated = not terminated and self.turn >= self.max_turns
         self._done = terminated or truncated
-        obs, _ = self._emit(out)
+        obs = self._emit(out)
         return obs, float(out.reward), terminated, truncated, self._info(out)
 
-    def _emit(self, out: Outcome) -> tuple[dict, None]:
+    def _emit(self, out: Outcome) -> dict[str, Any]:
         self._last = out
         obs: dict[str, Any] = {"text": out.text}
         if self.use_image:
@@ -396,7 +396,7 @@ class TurnEnv(gym.Env[dict, str]):
                 img = np.zeros(self.image_shape, dtype=np.uint8)
             obs["image"] = np.ascontiguousarray(img, dtype=np.uint8)
         self._last_obs = obs
-        return obs, None
+        return obs
 
     def _info(self, out: Outcome) -> dict[str, Any]:
         info = {
