@@ -85,23 +85,35 @@ def gigpo_advantages(
     totals = torch.tensor([float(r.sum()) for r in step_rewards])
     ep_adv = grpo_advantages(totals, eps=eps, std_norm=std_norm)
     returns = [discounted_returns(r, gamma) for r in step_rewards]
+    step_adv = anchor_advantages(returns, obs_keys, std_norm=std_norm, eps=eps)
+    return [ep_adv[i] + omega * step_adv[i] for i in range(len(step_rewards))]
+
+
+def anchor_advantages(
+    values: list[Tensor], keys: list[list[str]], std_norm: bool = True, eps: float = 1e-6
+) -> list[Tensor]:
+    """Step-level group normalisation: values[i][t] minus the mean of every step of the group with the same key
+    keys[i][t], divided by their std (unbiased, + eps) when std_norm; 0 for a key held by one step only.
+
+    values: G tensors [T_i] (e.g. discounted returns); keys: G lists [T_i]. Returns G tensors [T_i]. GiGPO's anchor
+    states use the env's obs_key; UI-S1 keys steps by (turn, obs_key)."""
     anchors: dict[str, list[tuple[int, int]]] = {}
-    for i, keys in enumerate(obs_keys):
-        if len(keys) != step_rewards[i].numel():
-            raise ValueError(f"episode {i}: {len(keys)} obs_keys for {step_rewards[i].numel()} steps")
-        for t, k in enumerate(keys):
+    for i, ks in enumerate(keys):
+        if len(ks) != values[i].numel():
+            raise ValueError(f"episode {i}: {len(ks)} obs_keys for {values[i].numel()} steps")
+        for t, k in enumerate(ks):
             anchors.setdefault(str(k), []).append((i, t))
-    step_adv = [torch.zeros_like(r) for r in returns]
+    out = [torch.zeros_like(v, dtype=torch.float32) for v in values]
     for members in anchors.values():
         if len(members) < 2:
             continue
-        vals = torch.stack([returns[i][t] for i, t in members])
+        vals = torch.stack([values[i][t].float() for i, t in members])
         centred = vals - vals.mean()
         if std_norm:
             centred = centred / (vals.std() + eps)
         for (i, t), a in zip(members, centred):
-            step_adv[i][t] = a
-    return [ep_adv[i] + omega * step_adv[i] for i in range(len(step_rewards))]
+            out[i][t] = a
+    return out
 
 
 AdvantageFn = Callable[[list[Tensor], list[list[str]], Any], list[Tensor]]

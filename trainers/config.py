@@ -120,6 +120,7 @@ _HOOKS = "hooks and callbacks (docs/trainers.md 'Hooks', docs/extending.md)"
 _SCALE = "vLLM and multi-GPU"
 _ALIGN = "AlignDistil (extra_advantages: [{name: aligndistil, teacher: DPO, ref: REF}])"
 _CRAFT = "CRAFT-GUI curriculum (callbacks: [{name: craft_gui}])"
+_UIS1 = "UI-S1 semi-online RL (rollout_strategy=uis1; trainers/uis1.py)"
 
 
 @dataclass
@@ -208,6 +209,38 @@ class GRPOConfig(OptimConfig, RunConfig):
     arpo_beta: float = _f(1.0, "P_t = alpha + beta * relative entropy change", _ARPO)
     arpo_tau: float = _f(0.5, "branch where P_t > tau", _ARPO)
     arpo_z: int = _f(2, "branches per branch point", _ARPO)
+    uis1_max_patches: int = _f(
+        1,
+        "K: patches per episode (the expert's action written into the history in place of a divergent one)",
+        _UIS1,
+    )
+    uis1_on_budget: str = _f(
+        "stop",
+        "stop | continue: after K patches a divergent action ends the episode, or stays in the history unpatched "
+        "and the episode goes on",
+        _UIS1,
+    )
+    uis1_match: str = _f(
+        "action",
+        "action: the policy's parsed action is exactly the expert's (outer whitespace aside); state: also an "
+        "action that leads to the same obs_key and termination as the expert's (checked by replaying the episode "
+        "on a second env: t+1 env steps per check, for cheap deterministic envs)",
+        _UIS1,
+    )
+    uis1_gamma: float = _f(0.5, "discount of the step returns R_t = sum_k gamma^(k-t) r_k", _UIS1)
+    uis1_omega: float = _f(1.0, "w: A = A_step + w * A_episode", _UIS1)
+    uis1_format_weight: float = _f(
+        0.1, "step reward r_t = format_weight * [reply parsed] + match_weight * [match]", _UIS1
+    )
+    uis1_match_weight: float = _f(
+        0.9, "step reward r_t = format_weight * [reply parsed] + match_weight * [match]", _UIS1
+    )
+    uis1_online_episodes: int = _f(
+        1,
+        "unpatched episodes per task each step, played by the policy alone and not trained on: their success is "
+        "logged as uis1_online_success beside the SOP metrics (0: none)",
+        _UIS1,
+    )
     temperature: float = _f(1.0, "sampling temperature (log-probs are recomputed at it)", _LOSS)
     reward_shaping: list[dict[str, Any]] = _f(
         help="reward shapers, in order: [{name: ..., **kwargs}] (hc_grpo, otc, spa, slim, ...)",
@@ -377,6 +410,11 @@ def validate(cfg: GRPOConfig) -> None:
             raise ConfigError(
                 f"config field 'group_size' is {cfg.group_size}; {field_name}={name} needs at least {need}"
             )
+    if ROLLOUT_STRATEGIES.meta(cfg.rollout_strategy)["own_advantages"] and cfg.advantage != "grpo":
+        raise ConfigError(
+            f"rollout_strategy={cfg.rollout_strategy} computes its own advantages; leave config field 'advantage' "
+            f"at its default 'grpo' (got {cfg.advantage!r})"
+        )
     for name in ("steps", "tasks_per_step", "ppo_epochs", "mini_batch_size", "micro_batch_size"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"config field {name!r} must be >= 1, got {getattr(cfg, name)}")
@@ -394,7 +432,21 @@ def validate(cfg: GRPOConfig) -> None:
 
 
 def _check_methods(cfg: GRPOConfig) -> None:
-    """The AlignDistil and CRAFT-GUI fields."""
+    """The AlignDistil, CRAFT-GUI and UI-S1 fields."""
+    _check("uis1_on_budget", cfg.uis1_on_budget, ("stop", "continue"))
+    _check("uis1_match", cfg.uis1_match, ("action", "state"))
+    for name in ("uis1_max_patches", "uis1_online_episodes"):
+        if isinstance(getattr(cfg, name), bool) or getattr(cfg, name) < 0:
+            raise ConfigError(f"config field {name!r} must be an integer >= 0, got {getattr(cfg, name)}")
+    if not 0.0 <= cfg.uis1_gamma <= 1.0:
+        raise ConfigError(f"config field 'uis1_gamma' must be in [0, 1], got {cfg.uis1_gamma}")
+    for name in ("uis1_omega", "uis1_format_weight", "uis1_match_weight"):
+        if not getattr(cfg, name) >= 0:
+            raise ConfigError(f"config field {name!r} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.uis1_format_weight + cfg.uis1_match_weight <= 0:
+        raise ConfigError(
+            "config fields 'uis1_format_weight' and 'uis1_match_weight' are both 0: no step reward"
+        )
     for name in ("aligndistil_delta", "aligndistil_lam_max"):
         if not getattr(cfg, name) > 0:
             raise ConfigError(f"config field {name!r} must be > 0, got {getattr(cfg, name)}")

@@ -467,6 +467,7 @@ class GRPOTrainer:
             needed = cfg.tasks_per_step - len(groups)
         if not groups:
             log.warning("step %d: every group had equal rewards; nothing to learn from", self.step)
+        stats.update(self.strategy.metrics(all_eps))
         stats["reward"] = float(np.mean([e.total_reward for e in all_eps])) if all_eps else 0.0
         stats["env_reward"] = (
             float(np.mean([sum(e.env_rewards or e.rewards) for e in all_eps])) if all_eps else 0.0
@@ -486,7 +487,8 @@ class GRPOTrainer:
 
     # ---- advantages and loss --------------------------------------------------------------------------------
     def advantages(self, groups: list[list[TokenEpisode]]) -> list[tuple[TokenEpisode, torch.Tensor]]:
-        """(episode, per-turn advantages [T]) for every episode of every group."""
+        """(sample, per-turn advantages [T]) for every episode of every group (and the extra samples a strategy
+        adds, `RolloutStrategy.training_samples`)."""
         fn = ADVANTAGES[self.config.advantage]
         out = []
         for g in groups:
@@ -495,7 +497,7 @@ class GRPOTrainer:
                 [list(e.obs_keys) for e in g],
                 self.config,
             )
-            out += list(zip(g, self.strategy.postprocess_advantages(g, advs)))
+            out += self.strategy.training_samples(g, self.strategy.postprocess_advantages(g, advs))
         return out
 
     def norm_len(self) -> int:
