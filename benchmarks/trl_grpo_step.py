@@ -43,49 +43,47 @@ def make_model(folder: Path) -> None:
     tok.save_pretrained(folder)
 
 
-def side_turngym(folder: Path, fast_decode: bool = True) -> dict:
-    import torch
+class PromptEngine:
+    """Single-turn prompts for a GRPOTrainer: `policy`'s batched generate, reward from the text."""
 
-    from turngym.agents.backends.hf import HFPolicy
-    from turngym.agents.trajectory import TokenEpisode
-    from turngym.trainers.config import GRPOConfig
-    from turngym.trainers.grpo import GRPOTrainer
+    def __init__(self, policy):
+        self.policy = policy
 
-    torch.manual_seed(0)
-    policy = HFPolicy.from_pretrained(
-        str(folder), max_new_tokens=MAX_NEW, temperature=1.0, fast_decode=fast_decode
-    )
+    def collect(self, task_ids, group_size, seed, split=None, options=None):
+        from turngym.agents.trajectory import TokenEpisode
 
-    class PromptEngine:
-        """Single-turn prompts: the policy's batched generate, reward from the text."""
-
-        def collect(self, task_ids, group_size, seed, split=None, options=None):
-            prompts = [
-                policy.tokenizer(PROMPTS[int(t)])["input_ids"] for t in task_ids for _ in range(group_size)
-            ]
-            gens = policy.generate(prompts, seed=seed)
-            out = []
-            for k, (p, g) in enumerate(zip(prompts, gens)):
-                n = len(g.token_ids)
-                out.append(
-                    TokenEpisode(
-                        input_ids=list(p) + list(g.token_ids),
-                        policy_mask=[0] * len(p) + [1] * n,
-                        logprobs=[0.0] * len(p) + list(g.logprobs),
-                        turn_index=[-1] * len(p) + [0] * n,
-                        rewards=[reward_text(g.text)],
-                        obs_keys=[""],
-                        infos=[{"success": False}],
-                        task_id=str(task_ids[k // group_size]),
-                        group=k // group_size,
-                    )
+        policy = self.policy
+        prompts = [
+            policy.tokenizer(PROMPTS[int(t)])["input_ids"] for t in task_ids for _ in range(group_size)
+        ]
+        gens = policy.generate(prompts, seed=seed)
+        out = []
+        for k, (p, g) in enumerate(zip(prompts, gens)):
+            n = len(g.token_ids)
+            out.append(
+                TokenEpisode(
+                    input_ids=list(p) + list(g.token_ids),
+                    policy_mask=[0] * len(p) + [1] * n,
+                    logprobs=[0.0] * len(p) + list(g.logprobs),
+                    turn_index=[-1] * len(p) + [0] * n,
+                    rewards=[reward_text(g.text)],
+                    obs_keys=[""],
+                    infos=[{"success": False}],
+                    task_id=str(task_ids[k // group_size]),
+                    group=k // group_size,
                 )
-            return out
+            )
+        return out
 
-    cfg = GRPOConfig(
+
+def turngym_config(steps: int, **overrides):
+    """The turngym side's GRPOConfig: PROMPTS_PER_STEP prompts x G completions x MAX_NEW tokens, one update."""
+    from turngym.trainers.config import GRPOConfig
+
+    settings = dict(
         env_id="prompts",
         task_ids=[str(i) for i in range(len(PROMPTS))],
-        steps=STEPS,
+        steps=steps,
         tasks_per_step=PROMPTS_PER_STEP,
         group_size=G,
         max_new_tokens=MAX_NEW,
@@ -97,10 +95,33 @@ def side_turngym(folder: Path, fast_decode: bool = True) -> dict:
         tensorboard=False,
         plot=False,
     )
-    trainer = GRPOTrainer(policy, config=cfg, engine=PromptEngine())
+    return GRPOConfig(**{**settings, **overrides})
+
+
+def side_turngym(
+    folder: Path, fast_decode: bool = True, device: str = "cpu", bf16: bool = False, steps: int | None = None
+) -> dict:
+    """`steps` training steps (default STEPS) of turngym's GRPOTrainer; `device`/`bf16`: where and in which dtype
+    the model lives (bf16: bfloat16 weights and autocast)."""
+    import torch
+
+    from turngym.agents.backends.hf import HFPolicy
+    from turngym.trainers.grpo import GRPOTrainer
+
+    steps = steps or STEPS
+    torch.manual_seed(0)
+    policy = HFPolicy.from_pretrained(
+        str(folder),
+        dtype="bfloat16" if bf16 else "float32",
+        max_new_tokens=MAX_NEW,
+        temperature=1.0,
+        fast_decode=fast_decode,
+    )
+    policy.model.to(device)
+    trainer = GRPOTrainer(policy, config=turngym_config(steps, bf16=bf16), engine=PromptEngine(policy))
     base = rss_mib()
     times = []
-    for _ in range(STEPS):
+    for _ in range(steps):
         t0 = time.perf_counter()
         trainer.train_step()
         times.append(time.perf_counter() - t0)
@@ -112,15 +133,24 @@ def side_turngym(folder: Path, fast_decode: bool = True) -> dict:
     }
 
 
-def side_trl(folder: Path) -> dict:
+def side_trl(
+    folder: Path,
+    device: str = "cpu",
+    bf16: bool = False,
+    steps: int | None = None,
+    gradient_checkpointing: bool | None = None,
+) -> dict:
+    """`steps` training steps (default STEPS) of TRL's GRPOTrainer on the same prompts, group and lengths.
+    `gradient_checkpointing` None keeps TRL's default (on in TRL 1.16; turngym's default is off)."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    steps = steps or STEPS
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16 if bf16 else torch.float32)
     times: list[float] = []
 
     class Timer(TrainerCallback):
@@ -135,12 +165,12 @@ def side_trl(folder: Path) -> dict:
 
     args = GRPOConfig(
         output_dir="runs/bench-trl/trl",
-        use_cpu=True,
-        bf16=False,
+        use_cpu=device == "cpu",
+        bf16=bf16,
         per_device_train_batch_size=PROMPTS_PER_STEP * G,
         num_generations=G,
         max_completion_length=MAX_NEW,
-        max_steps=STEPS,
+        max_steps=steps,
         learning_rate=1e-5,
         beta=0.0,
         loss_type="grpo",
@@ -149,6 +179,7 @@ def side_trl(folder: Path) -> dict:
         save_strategy="no",
         logging_steps=1,
         seed=0,
+        **({} if gradient_checkpointing is None else {"gradient_checkpointing": gradient_checkpointing}),
     )
     trainer = GRPOTrainer(
         model=model,
