@@ -23,6 +23,7 @@ from typing import Any
 
 from turngym.errors import ConfigError
 from turngym.trainers.callbacks import Callback, register_callback
+from turngym.trainers.strategies import RolloutStrategy
 
 
 # ---- ScalingInter-RL --------------------------------------------------------------------------------------------
@@ -348,11 +349,13 @@ class KnapsackRollouts(Callback):
         self.success.load_state_dict(state)
 
 
-class _KnapsackStrategy:
+class _KnapsackStrategy(RolloutStrategy):
     """The trainer's rollout strategy with Knapsack-RL group sizes: the tasks that get n episodes are collected in one
-    call of the wrapped strategy; `group` stays the task's index in the step's list, as the engine numbers it."""
+    call of the wrapped strategy; `group` stays the task's index in the step's list, as the engine numbers it. Every
+    other hook is the wrapped strategy's."""
 
-    def __init__(self, inner: Any, knapsack: KnapsackRollouts):
+    def __init__(self, inner: RolloutStrategy, knapsack: KnapsackRollouts):
+        super().__init__(inner.engine, inner.model, inner.cfg)
         self.inner, self.knapsack = inner, knapsack
 
     def collect(
@@ -371,6 +374,12 @@ class _KnapsackStrategy:
 
     def postprocess_advantages(self, group: list[Any], advantages: list[Any]) -> list[Any]:
         return self.inner.postprocess_advantages(group, advantages)
+
+    def training_samples(self, group: list[Any], advantages: list[Any]) -> list[tuple[Any, Any]]:
+        return self.inner.training_samples(group, advantages)
+
+    def metrics(self, episodes: list[Any]) -> dict[str, float]:
+        return self.inner.metrics(episodes)
 
 
 def make_scaling_inter_rl(stages: str | Sequence[Sequence[int]]) -> TurnSchedule:

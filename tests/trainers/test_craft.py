@@ -16,6 +16,7 @@ from turngym.trainers.curricula import (
     craft_shares,
     craft_weights,
 )
+from turngym.trainers.strategies import RolloutStrategy
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/trainers/conftest.py
 
@@ -84,16 +85,14 @@ def test_weighted_stream_draws_in_proportion_and_resumes():
     assert len(WeightedTaskStream(["a"], 0, lambda i: [0.0]).take(3)) == 3  # all weights 0: uniform, repeats
 
 
-class FakeStrategy:
+class FakeStrategy(RolloutStrategy):
     def __init__(self):
+        super().__init__(engine=None, model=None, cfg=None)
         self.calls = []
 
     def collect(self, task_ids, group_size, seed, split, options):
         self.calls.append((list(task_ids), group_size, seed))
         return [ep(t, g, False) for g, t in enumerate(task_ids) for _ in range(group_size)]
-
-    def postprocess_advantages(self, group, advantages):
-        return advantages
 
 
 def test_knapsack_sizes_groups_by_hand():
