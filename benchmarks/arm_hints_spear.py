@@ -22,7 +22,6 @@ the CPU model and the pinned instruction set (`ATEN_CPU_CAPABILITY=avx2`, `turng
 
 from __future__ import annotations
 
-import argparse
 import json
 import string
 import sys
@@ -151,54 +150,31 @@ def run_seed(seed: int, steps: int, work: Path, arms: list[str]) -> dict[str, An
 
 
 def main() -> int:
-    from turngym.numerics import pin_isa
-
-    pin_isa()
-    import torch
-
-    from turngym.numerics import cpu_model, numerics_info
-
     sys.path.insert(0, str(ROOT))
-    from learning import mean_ci  # the learning benchmark's 95% t-interval
+    import arms
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--work", default="runs/arm_hints_spear", help="folder of the packs and the runs' metrics")
-    p.add_argument("--out", default=str(ROOT / "results"), help="folder of the result JSON files")
+    p = arms.begin(
+        __doc__, 3, 30, "runs/arm_hints_spear", str(ROOT / "results"), "folder of the result JSON files"
+    )
     args = p.parse_args()
-    torch.set_num_threads(1)
     t0 = time.time()
-    per_seed = []
-    for s in range(args.seeds):
-        per_seed.append(run_seed(s, args.steps, Path(args.work), list(ARMS)))
-        print(json.dumps({"seed": s, **per_seed[-1]}), flush=True)
-    for name, arms in RESULT.items():
-        summary: dict[str, Any] = {"grpo": mean_ci([r["grpo"]["success"] for r in per_seed])}
-        for arm in arms:
-            summary[arm] = mean_ci([r[arm]["success"] for r in per_seed])
-            summary[f"{arm}_minus_grpo"] = mean_ci(
-                [r[arm]["success"] - r["grpo"]["success"] for r in per_seed]
-            )
-            summary[f"{arm}_minus_grpo_valid"] = mean_ci(
-                [r[arm]["valid"] - r["grpo"]["valid"] for r in per_seed]
-            )
+    per_seed = arms.run_seeds(lambda s: run_seed(s, args.steps, Path(args.work), list(ARMS)), args.seeds)
+    for name, names in RESULT.items():
+        summary: dict[str, Any] = {"grpo": arms.mean_ci([r["grpo"]["success"] for r in per_seed])}
+        for arm in names:
+            summary[arm], summary[f"{arm}_minus_grpo"] = arms.versus(per_seed, arm, "grpo", "success")
+            summary[f"{arm}_minus_grpo_valid"] = arms.versus(per_seed, arm, "grpo", "valid")[1]
         result = {
             "method": name,
             "seeds": args.seeds,
             "steps": args.steps,
-            "arms": {a: ARMS[a] for a in ("grpo", *arms)},
+            "arms": {a: ARMS[a] for a in ("grpo", *names)},
             "measure": "mean over tasks of the exact probability that the first generated token is the target, "
             "on the prompt without a hint, after the last step (valid: the same for any lowercase letter)",
             "summary": summary,
-            "per_seed": [{k: r[k] for k in ("start", "grpo", *arms)} for r in per_seed],
-            "wall_s_all_arms": round(time.time() - t0, 1),
-            "cpu": cpu_model(),
-            "numerics": numerics_info(),
-            "command": "python benchmarks/arm_hints_spear.py " + " ".join(sys.argv[1:]),
+            "per_seed": [{k: r[k] for k in ("start", "grpo", *names)} for r in per_seed],
         }
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / f"arm_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        arms.write(Path(args.out) / f"arm_{name}.json", result, "arm_hints_spear.py", t0, "wall_s_all_arms")
         print(json.dumps({name: summary}, indent=1))
     return 0
 

@@ -32,7 +32,6 @@ model and the pinned instruction set (`ATEN_CPU_CAPABILITY=avx2`, `turngym.numer
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -270,25 +269,20 @@ def chatshop_seed(seed: int, steps: int, work: Path, episodes: dict, tasks: list
 
 
 def main() -> int:
-    from turngym.numerics import pin_isa
-
-    pin_isa()
-    import torch
-
-    from turngym.numerics import cpu_model, numerics_info
-
     sys.path.insert(0, str(ROOT))
-    from learning import mean_ci  # the learning benchmark's 95% t-interval
+    import arms
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arms.begin(
+        __doc__,
+        10,
+        60,
+        "runs/arm_ssb_csb",
+        None,
+        "result JSON (default benchmarks/results/arm_<method>.json)",
+    )
     p.add_argument("--method", choices=("ssb", "chatshopbuddy"), required=True)
-    p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--steps", type=int, default=60)
     p.add_argument("--tasks", type=int, default=12, help="chatshopbuddy: ShopAssistant train tasks")
-    p.add_argument("--work", default="runs/arm_ssb_csb", help="folder of the runs' metrics")
-    p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/arm_<method>.json)")
     args = p.parse_args()
-    torch.set_num_threads(1)
     t0 = time.time()
     extra: dict[str, Any] = {}
     if args.method == "ssb":
@@ -316,17 +310,13 @@ def main() -> int:
             "product), quality = E[rubric score of an accepted product's final message], calls = E[questions + "
             "tool calls]; 'mean' = ideal"
         )
-    per_seed = []
-    for s in range(args.seeds):
-        per_seed.append(run_seed(s, args.steps, Path(args.work)))
-        print(json.dumps({"seed": s, **per_seed[-1]}), flush=True)
-    arms = [k for k, v in per_seed[0].items() if isinstance(v, dict) and k not in ("off", "start")]
+    per_seed = arms.run_seeds(lambda s: run_seed(s, args.steps, Path(args.work)), args.seeds)
+    names = [k for k, v in per_seed[0].items() if isinstance(v, dict) and k not in ("off", "start")]
     summary: dict[str, Any] = {}
     for m in measures:
-        summary[f"off/{m}"] = mean_ci([r["off"][m] for r in per_seed])
-        for arm in arms:
-            summary[f"{arm}/{m}"] = mean_ci([r[arm][m] for r in per_seed])
-            summary[f"{arm}_minus_off/{m}"] = mean_ci([r[arm][m] - r["off"][m] for r in per_seed])
+        summary[f"off/{m}"] = arms.mean_ci([r["off"][m] for r in per_seed])
+        for arm in names:
+            summary[f"{arm}/{m}"], summary[f"{arm}_minus_off/{m}"] = arms.versus(per_seed, arm, "off", m)
     result = {
         "method": args.method,
         "seeds": args.seeds,
@@ -335,14 +325,9 @@ def main() -> int:
         "summary": summary,
         **extra,
         "per_seed": per_seed,
-        "wall_s": round(time.time() - t0, 1),
-        "cpu": cpu_model(),
-        "numerics": numerics_info(),
-        "command": "python benchmarks/arm_ssb_csb.py " + " ".join(sys.argv[1:]),
     }
     name = "arm_ssb" if args.method == "ssb" else "arm_chatshopbuddy"
-    out = Path(args.out or ROOT / "results" / f"{name}.json")
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    arms.write(Path(args.out or ROOT / "results" / f"{name}.json"), result, "arm_ssb_csb.py", t0)
     print(json.dumps({k: (round(v["mean"], 4), v["half_width"]) for k, v in summary.items()}, indent=1))
     return 0
 

@@ -26,7 +26,6 @@ The result file holds each seed's values per arm, the paired difference (arm - g
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -211,33 +210,18 @@ def run_seed(seed: int, steps: int, work: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    from turngym.numerics import pin_isa
-
-    pin_isa()
-    import torch
-
-    from turngym.numerics import cpu_model, numerics_info
-
     sys.path.insert(0, str(ROOT))
-    from learning import mean_ci  # the learning benchmark's 95% t-interval
+    import arms
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--work", default="runs/arm_uis1", help="folder of the runs' metrics")
-    p.add_argument("--out", default=str(ROOT / "results" / "arm_uis1.json"))
+    p = arms.begin(__doc__, 3, 60, "runs/arm_uis1", str(ROOT / "results" / "arm_uis1.json"), "result JSON")
     args = p.parse_args()
-    torch.set_num_threads(1)
     t0 = time.time()
-    per_seed = []
-    for s in range(args.seeds):
-        per_seed.append(run_seed(s, args.steps, Path(args.work)))
-        print(json.dumps({"seed": s, **per_seed[-1]}), flush=True)
+    per_seed = arms.run_seeds(lambda s: run_seed(s, args.steps, Path(args.work)), args.seeds)
     summary: dict[str, Any] = {}
     for m in ("online_success", "greedy_success", "expert_path_prob"):
-        summary[m] = {arm: mean_ci([r[arm][m] for r in per_seed]) for arm in ("start", *ARMS)}
+        summary[m] = {arm: arms.mean_ci([r[arm][m] for r in per_seed]) for arm in ("start", *ARMS)}
         for arm in ARMS[1:]:
-            summary[m][f"{arm}_minus_grpo"] = mean_ci([r[arm][m] - r["grpo"][m] for r in per_seed])
+            summary[m][f"{arm}_minus_grpo"] = arms.versus(per_seed, arm, "grpo", m)[1]
     result = {
         "seeds": args.seeds,
         "steps": args.steps,
@@ -245,12 +229,8 @@ def main() -> int:
         "success, exact probability of the expert's path",
         "summary": summary,
         "per_seed": per_seed,
-        "wall_s": round(time.time() - t0, 1),
-        "cpu": cpu_model(),
-        "numerics": numerics_info(),
-        "command": "python benchmarks/arm_uis1.py " + " ".join(sys.argv[1:]),
     }
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    arms.write(Path(args.out), result, "arm_uis1.py", t0)
     print(json.dumps(summary, indent=1))
     return 0
 

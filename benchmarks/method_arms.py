@@ -23,7 +23,6 @@ mean with a 95% Student-t interval; the CPU model and the pinned instruction set
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -235,37 +234,26 @@ def aligndistil_seed(seed: int, steps: int, work: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    from turngym.numerics import pin_isa
-
-    pin_isa()
-    import torch
-
-    from turngym.numerics import cpu_model, numerics_info
-
     sys.path.insert(0, str(ROOT))
-    from learning import mean_ci  # the learning benchmark's 95% t-interval
+    import arms
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", choices=("craft", "aligndistil"), required=True)
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--work", default="runs/method_arms", help="folder of the runs' metrics")
-    p.add_argument(
-        "--out", default=None, help="result JSON (default benchmarks/results/method_arms_<method>.json)"
+    p = arms.begin(
+        __doc__,
+        5,
+        40,
+        "runs/method_arms",
+        None,
+        "result JSON (default benchmarks/results/method_arms_<method>.json)",
     )
+    p.add_argument("--method", choices=("craft", "aligndistil"), required=True)
     args = p.parse_args()
-    torch.set_num_threads(1)
     run_seed = craft_seed if args.method == "craft" else aligndistil_seed
     t0 = time.time()
-    per_seed = []
-    for s in range(args.seeds):
-        per_seed.append(run_seed(s, args.steps, Path(args.work)))
-        print(json.dumps({"seed": s, **per_seed[-1]}), flush=True)
-    arms = [k for k, v in per_seed[0].items() if isinstance(v, dict) and k != "off"]
-    summary: dict[str, Any] = {"off": mean_ci([r["off"]["mean"] for r in per_seed])}
-    for arm in arms:
-        summary[arm] = mean_ci([r[arm]["mean"] for r in per_seed])
-        summary[f"{arm}_minus_off"] = mean_ci([r[arm]["mean"] - r["off"]["mean"] for r in per_seed])
+    per_seed = arms.run_seeds(lambda s: run_seed(s, args.steps, Path(args.work)), args.seeds)
+    names = [k for k, v in per_seed[0].items() if isinstance(v, dict) and k != "off"]
+    summary: dict[str, Any] = {"off": arms.mean_ci([r["off"]["mean"] for r in per_seed])}
+    for arm in names:
+        summary[arm], summary[f"{arm}_minus_off"] = arms.versus(per_seed, arm, "off", "mean")
     result = {
         "method": args.method,
         "seeds": args.seeds,
@@ -273,13 +261,9 @@ def main() -> int:
         "measure": "mean over tasks of the policy's exact success probability after the last step",
         "summary": summary,
         "per_seed": per_seed,
-        "wall_s": round(time.time() - t0, 1),
-        "cpu": cpu_model(),
-        "numerics": numerics_info(),
-        "command": "python benchmarks/method_arms.py " + " ".join(sys.argv[1:]),
     }
     out = Path(args.out or ROOT / "results" / f"method_arms_{args.method}.json")
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    arms.write(out, result, "method_arms.py", t0)
     print(json.dumps(summary, indent=1))
     return 0
 
