@@ -151,34 +151,23 @@ class WayEngine:
         self.model, self.tasks, self.episodes = model, tasks, episodes
 
     def collect(self, task_ids, group_size, seed, split=None, options=None):
-        import torch
-        from method_arms import prompts
+        from method_arms import one_token_episode, sample_first_tokens
 
-        from turngym.agents.trajectory import TokenEpisode
-
-        gen = torch.Generator().manual_seed(int(seed))
-        with torch.no_grad():
-            logits = self.model(prompts(len(self.tasks))[[int(t) for t in task_ids]]).logits[:, -1].float()
-        lp = torch.log_softmax(logits, -1)
         out = []
-        for g, tid in enumerate(task_ids):
-            for tok in torch.multinomial(lp[g].exp(), group_size, replacement=True, generator=gen).tolist():
-                e = self.episodes[(self.tasks[int(tid)], WAYS[tok % len(WAYS)])]
-                n = len(e["rewards"])
-                out.append(
-                    TokenEpisode(
-                        input_ids=[1, 2, 3 + int(tid), tok],
-                        policy_mask=[0, 0, 0, 1],
-                        logprobs=[0.0, 0.0, 0.0, float(lp[g, tok])],
-                        turn_index=[-1, -1, -1, 0],
-                        rewards=list(e["rewards"]),
-                        obs_keys=[f"task{tid}:{t}" for t in range(n)],
-                        infos=[dict(i) for i in e["infos"]],
-                        task_id=str(tid),
-                        group=g,
-                        meta={"messages": e["messages"], "way": WAYS[tok % len(WAYS)]},
-                    )
+        for g, tid, tok, lp in sample_first_tokens(self.model, len(self.tasks), task_ids, group_size, seed):
+            e = self.episodes[(self.tasks[int(tid)], WAYS[tok % len(WAYS)])]
+            out.append(
+                one_token_episode(
+                    g,
+                    tid,
+                    tok,
+                    lp,
+                    rewards=list(e["rewards"]),
+                    obs_keys=[f"task{tid}:{t}" for t in range(len(e["rewards"]))],
+                    infos=[dict(i) for i in e["infos"]],
+                    meta={"messages": e["messages"], "way": WAYS[tok % len(WAYS)]},
                 )
+            )
         return out
 
 

@@ -45,6 +45,40 @@ def prompts(n_tasks: int) -> Any:
     return torch.tensor([[1, 2, 3 + k] for k in range(n_tasks)])
 
 
+def sample_first_tokens(
+    model: Any, n_tasks: int, task_ids: list[str], group_size: int, seed: int
+) -> list[Any]:
+    """(group, task id, token, its sampling log-prob) per episode: `group_size` tokens per task sampled after the
+    task's prompt from the model's current weights with a seeded generator."""
+    import torch
+
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        logits = model(prompts(n_tasks)[[int(t) for t in task_ids]]).logits[:, -1].float()
+    lp = torch.log_softmax(logits, -1)
+    out = []
+    for g, tid in enumerate(task_ids):
+        for tok in torch.multinomial(lp[g].exp(), group_size, replacement=True, generator=gen).tolist():
+            out.append((g, tid, tok, float(lp[g, tok])))
+    return out
+
+
+def one_token_episode(g: int, tid: str, tok: int, lp: float, **fields: Any) -> Any:
+    """A `TokenEpisode` whose one policy token `tok` follows task `tid`'s prompt (`fields`: rewards, obs_keys, infos,
+    meta: one entry per turn the token's episode took)."""
+    from turngym.agents.trajectory import TokenEpisode
+
+    return TokenEpisode(
+        input_ids=[1, 2, 3 + int(tid), tok],
+        policy_mask=[0, 0, 0, 1],
+        logprobs=[0.0, 0.0, 0.0, lp],
+        turn_index=[-1, -1, -1, 0],
+        task_id=str(tid),
+        group=g,
+        **fields,
+    )
+
+
 class OneTokenEngine:
     """`group_size` one-token episodes per task, sampled from the model's current weights with a seeded generator."""
 
@@ -52,31 +86,20 @@ class OneTokenEngine:
         self.model, self.targets = model, targets
 
     def collect(self, task_ids, group_size, seed, split=None, options=None):
-        import torch
-
-        from turngym.agents.trajectory import TokenEpisode
-
-        gen = torch.Generator().manual_seed(int(seed))
-        with torch.no_grad():
-            logits = self.model(prompts(len(self.targets))[[int(t) for t in task_ids]]).logits[:, -1].float()
-        lp = torch.log_softmax(logits, -1)
         out = []
-        for g, tid in enumerate(task_ids):
-            for tok in torch.multinomial(lp[g].exp(), group_size, replacement=True, generator=gen).tolist():
-                ok = tok in self.targets[int(tid)]
-                out.append(
-                    TokenEpisode(
-                        input_ids=[1, 2, 3 + int(tid), tok],
-                        policy_mask=[0, 0, 0, 1],
-                        logprobs=[0.0, 0.0, 0.0, float(lp[g, tok])],
-                        turn_index=[-1, -1, -1, 0],
-                        rewards=[1.0 if ok else 0.0],
-                        obs_keys=[f"task{tid}"],
-                        infos=[{"success": ok}],
-                        task_id=str(tid),
-                        group=g,
-                    )
+        for g, tid, tok, lp in sample_first_tokens(self.model, len(self.targets), task_ids, group_size, seed):
+            ok = tok in self.targets[int(tid)]
+            out.append(
+                one_token_episode(
+                    g,
+                    tid,
+                    tok,
+                    lp,
+                    rewards=[1.0 if ok else 0.0],
+                    obs_keys=[f"task{tid}"],
+                    infos=[{"success": ok}],
                 )
+            )
         return out
 
 
