@@ -158,6 +158,14 @@ class GRPOConfig(OptimConfig, RunConfig):
         "layer); rollouts then come from an unsharded replica synced after every update",
         _SCALE,
     )
+    tis_cap: float = _f(
+        0.0,
+        "truncated importance sampling: C > 0 recomputes π_old (the trained policy before the update) in one no-grad "
+        "pass, takes the PPO ratio against it and weights each token's policy-gradient term by "
+        "min(π_old/π_rollout, C) (C = 2 in DART/verl); 0 = off: the ratio is against the sampling log-probs, exact "
+        "when the sampler is the trained model itself",
+        _SCALE,
+    )
     vllm_gpu_memory_utilization: float = _f(0.3, "the vLLM engine's share of the GPU", _SCALE)
     vllm_dtype: str = _f("auto", "the vLLM engine's dtype", _SCALE)
     vllm_enforce_eager: bool = _f(
@@ -419,6 +427,13 @@ def validate(cfg: GRPOConfig) -> None:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"config field {name!r} must be >= 1, got {getattr(cfg, name)}")
     _check_save_every(cfg.save_every)
+    if cfg.tis_cap < 0:
+        raise ConfigError(f"config field 'tis_cap' must be >= 0 (0 = off), got {cfg.tis_cap}")
+    if cfg.tis_cap and cfg.fsdp:
+        raise ConfigError(
+            "config field 'tis_cap' > 0 with fsdp=true is not supported (the π_old pass would need the same number "
+            "of forward passes on every rank); use plain data parallel or tis_cap=0"
+        )
     if cfg.overlong_max_len and not (0 < cfg.overlong_cache <= cfg.overlong_max_len):
         raise ConfigError("overlong shaping needs 0 < overlong_cache <= overlong_max_len")
     _check_methods(cfg)

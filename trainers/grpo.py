@@ -49,7 +49,14 @@ from turngym.trainers.checkpoint import (
 from turngym.trainers.config import GRPOConfig, save_interval, to_dict
 from turngym.trainers.epo import EntropyTerms, masked_mean_entropy
 from turngym.trainers.logging import MetricsLogger, plot_curves
-from turngym.trainers.losses import POLICY_LOSSES, aggregate, kl_penalty, loss_agg, needs_entropy
+from turngym.trainers.losses import (
+    POLICY_LOSSES,
+    aggregate,
+    kl_penalty,
+    loss_agg,
+    needs_entropy,
+    truncated_is_weights,
+)
 from turngym.trainers.rewards import append_row, group_metrics, group_row
 from turngym.trainers.strategies import ROLLOUT_STRATEGIES
 
@@ -286,6 +293,7 @@ class GRPOTrainer:
             task_ids or cfg.task_ids or split_task_ids(cfg.env_id, cfg.env_kwargs, cfg.split), cfg.seed
         )
         self.entropy_terms = EntropyTerms(cfg)
+        self._tis_weights: dict[int, torch.Tensor] = {}  # truncated IS: sample id -> its token weights
         self.step = 0
         self._build_hooks(callbacks)
         self.pad_id = int(self.tokenizer.pad_token_id or 0) if self.tokenizer is not None else 0
@@ -512,6 +520,10 @@ class GRPOTrainer:
         eps = [e for e, _ in items]
         batch = collate(eps, self.pad_id)
         adv = token_advantages(batch.turn_index, [a for _, a in items])
+        if self._tis_weights:  # truncated IS: each token's term times w = min(π_old/π_rollout, C)
+            for i, e in enumerate(eps):
+                w = self._tis_weights[id(e)]
+                adv[i, : len(w)] = adv[i, : len(w)] * w
         if self.extra_adv:
             ctx = self.hook_context()
             for fn, coef in self.extra_adv:
@@ -566,6 +578,9 @@ class GRPOTrainer:
             loss_agg(cfg) == "token_mean"
         )  # micro-batches weighted by their share of policy tokens
         self.entropy_terms.begin_update(self.step)
+        tis_stats: dict[str, float] = {}
+        if cfg.tis_cap > 0:
+            items, tis_stats = self.truncated_is(items)
         sums: dict[str, float] = {}
         count = 0
         entropies: list[float] = []
@@ -620,9 +635,43 @@ class GRPOTrainer:
         out["lr"] = float(self.scheduler.get_last_lr()[0])
         if first_gaps:
             out["rollout_logprob_gap"] = float(np.mean(first_gaps))
+        out.update(tis_stats)
+        self._tis_weights = {}
         out["weight_sync_s"] = self.sync_rollout_weights()
         out.update(self.entropy_terms.end_update(entropies))
         return out
+
+    def truncated_is(
+        self, items: list[tuple[TokenEpisode, torch.Tensor]]
+    ) -> tuple[list[tuple[TokenEpisode, torch.Tensor]], dict[str, float]]:
+        """Truncated importance sampling (`tis_cap` = C > 0): π_old, the trained policy before this update, in one
+        no-grad pass over the samples; each sample comes back with π_old as its log-probs (the PPO ratio is taken
+        against it) and its tokens' weights w = min(π_old/π_rollout, C) are kept for `micro_loss`. Returns the new
+        items and the step's mismatch and clipped share (`losses.truncated_is_weights`)."""
+        cfg = self.config
+        device = next(self.model.parameters()).device
+        out: list[tuple[TokenEpisode, torch.Tensor]] = []
+        diff_sum, clip_sum, n_tok = 0.0, 0.0, 0.0
+        for s in range(0, len(items), cfg.micro_batch_size):
+            chunk = items[s : s + cfg.micro_batch_size]
+            batch = collate([e for e, _ in chunk], self.pad_id).to(device)
+            with torch.no_grad():
+                logits = forward_logits(self.model, batch, cfg.bf16)
+                old = shift_logprobs(logits, batch.input_ids, cfg.temperature)
+            old = (old * batch.policy_mask).float().cpu()
+            rollout, mask = batch.old_logprobs.float().cpu(), batch.policy_mask.float().cpu()
+            w, stats = truncated_is_weights(old, rollout, mask, cfg.tis_cap)
+            k = float(mask.sum())
+            diff_sum += stats["tis_mismatch"] * k
+            clip_sum += stats["tis_clipped_share"] * k
+            n_tok += k
+            for i, (ep, adv) in enumerate(chunk):
+                n = len(ep.input_ids)
+                fresh = replace(ep, logprobs=old[i, :n].tolist())
+                self._tis_weights[id(fresh)] = w[i, :n]
+                out.append((fresh, adv))
+        n_tok = max(n_tok, 1.0)
+        return out, {"tis_mismatch": diff_sum / n_tok, "tis_clipped_share": clip_sum / n_tok}
 
     def _zero_pass(self) -> None:
         """A forward/backward with zero loss: keeps an FSDP rank without data in step with the others."""

@@ -42,6 +42,25 @@ def aggregate(per_token: Tensor, mask: Tensor, mode: str, norm_len: int | None =
     raise ValueError(f"unknown loss aggregation {mode!r}")
 
 
+def truncated_is_weights(
+    old_logp: Tensor, rollout_logp: Tensor, mask: Tensor, cap: float
+) -> tuple[Tensor, dict[str, float]]:
+    """Truncated importance sampling (DART; verl/SkyRL): the rollout engine (vLLM, other kernels, stale weights)
+    sampled from π_rollout, not from the trainer's π_old, so each policy token's policy-gradient term is weighted by
+    w_t = min(π_old(o_t) / π_rollout(o_t), C) (no gradient through w). Returns w (0 off the mask) and the mismatch
+    mean |log π_old − log π_rollout| and the share of clipped tokens (ratio > C), over the masked tokens."""
+    if cap <= 0:
+        raise ValueError(f"truncated IS needs a cap C > 0, got {cap}")
+    diff = (old_logp - rollout_logp).detach()
+    ratio = torch.exp(diff)
+    n = mask.sum().clamp(min=1.0)
+    stats = {
+        "tis_mismatch": float((diff.abs() * mask).sum() / n),
+        "tis_clipped_share": float(((ratio > cap).float() * mask).sum() / n),
+    }
+    return ratio.clamp(max=cap) * mask, stats
+
+
 def kl_penalty(logp: Tensor, ref_logp: Tensor, estimator: str = "k3") -> Tensor:
     """Per-token KL(π_θ || π_ref) estimate (Schulman's estimators, as in DeepSeekMath). [B, L] -> [B, L].
 
