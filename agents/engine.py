@@ -216,12 +216,19 @@ class RolloutEngine:
             self._release_kv()  # kept KV caches belong to the old weights
             self._cond.notify_all()
 
-    def update_policy(self, model: Any = None) -> int:
+    def update_policy(self, model: Any = None, version: int | None = None) -> int:
         """Publish a new policy version; with `model` (an nn.Module or a state dict), first copy its weights into
-        the rollout policy (`policy.load_weights`). Returns the new version. Waits for a running generation turn."""
+        the rollout policy (`policy.load_weights`). Returns the new version. Waits for a running generation turn.
+
+        `version`: publish this number instead of the current one plus one (a replica catching up with the others,
+        e.g. a restarted rollout actor, `turngym.agents.ray_engine`); it may not go back."""
+        if version is not None and version < self._version:
+            raise ConfigError(f"update_policy(version={version}) would go back from version {self._version}")
         with self.policy_update():
             if model is not None:
                 self.policy.load_weights(model)
+            if version is not None:
+                self._version = version - 1  # policy_update adds the one
         return self._version
 
     def _release_kv(self, keys: Iterable[int] | None = None) -> None:
@@ -251,10 +258,16 @@ class RolloutEngine:
         return gens
 
     # ---- the rollout -----------------------------------------------------------------------------------------
-    def _plan(
-        self, task_ids: list[str] | int, group_size: int, seed: int, split: str | None, options: dict | None
+    def plan(
+        self,
+        task_ids: list[str] | int,
+        group_size: int = 1,
+        seed: int = 0,
+        split: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> tuple[list[tuple[int, int, str]], dict[str, Any]]:
-        """[(episode index, group, task id)] in task-major order, and the reset options every episode gets."""
+        """What `collect` with these arguments plays: [(episode index, group, task id)] in task-major order, and the
+        reset options every episode gets. Any part of the plan can be played by `run_plan`, here or elsewhere."""
         if group_size < 1:
             raise ConfigError(f"group_size must be >= 1, got {group_size}")
         base = dict(options or {})
@@ -294,11 +307,24 @@ class RolloutEngine:
         self, task_ids: list[str] | int, group_size: int, seed: int, split: str | None, options: dict | None
     ) -> list[tuple[int, Callable[[int], _Live]]]:
         """(episode index, job) per planned episode; a job starts its episode on the env slot it is given."""
-        plan, base = self._plan(task_ids, group_size, seed, split, options)
+        plan, base = self.plan(task_ids, group_size, seed, split, options)
+        return self._plan_jobs(plan, seed, base)
+
+    def _plan_jobs(
+        self, plan: list[tuple[int, int, str]], seed: int, base: dict[str, Any]
+    ) -> list[tuple[int, Callable[[int], _Live]]]:
         return [
             (k, functools.partial(self._start, index=k, group=g, task_id=tid, base_seed=seed, base=base))
             for k, g, tid in plan
         ]
+
+    def run_plan(
+        self, plan: list[tuple[int, int, str]], seed: int, options: dict[str, Any]
+    ) -> list[TokenEpisode]:
+        """Play `plan`, a part of `plan(...)[0]`, with the `seed` given to `plan` and its reset `options`: each
+        episode is the one `collect` returns at its index (its env and sampling seeds come from `seed` and the
+        index), so a plan split across engines (`turngym.agents.ray_engine`) gives `collect`'s episodes."""
+        return self._run(self._plan_jobs(plan, seed, options))
 
     def _run(self, jobs: list[tuple[int, Callable[[int], _Live]]]) -> list[TokenEpisode]:
         """The synchronous run: `schedule` with one lane over `jobs` (each starts an episode on a slot); returns the

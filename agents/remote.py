@@ -18,16 +18,27 @@ import gymnasium as gym
 from turngym.optional import require
 
 
+def env_spec(env_id: str) -> tuple[str, Any, dict[str, Any]]:
+    """What a worker process needs to register `env_id` as this process has it: (id, entry point, spec kwargs)."""
+    spec = gym.spec(env_id)
+    return env_id, spec.entry_point, dict(spec.kwargs)
+
+
+def ensure_registered(env_id: str, entry_point: Any, spec_kwargs: dict[str, Any]) -> None:
+    """In a worker: register `env_id` (from the driver's `env_spec`) unless importing turngym already did."""
+    import turngym  # noqa: F401  (registers the turngym ids)
+
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=entry_point, kwargs=spec_kwargs, disable_env_checker=True)
+
+
 class _EnvWorker:
     """The actor: one env in a Ray worker process."""
 
     def __init__(
         self, env_id: str, entry_point: Any, spec_kwargs: dict[str, Any], env_kwargs: dict[str, Any]
     ):
-        import turngym  # noqa: F401  (registers the turngym ids)
-
-        if env_id not in gym.registry:
-            gym.register(env_id, entry_point=entry_point, kwargs=spec_kwargs, disable_env_checker=True)
+        ensure_registered(env_id, entry_point, spec_kwargs)
         self.env = gym.make(env_id, **env_kwargs)
 
     def reset(self, seed: int | None, options: dict[str, Any] | None) -> tuple[dict, dict]:
@@ -55,9 +66,8 @@ class RayEnv:
         self._ray = require("ray", extra="distributed", purpose="env workers as Ray actors")
         if not self._ray.is_initialized():
             self._ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-        spec = gym.spec(env_id)
         actor = self._ray.remote(num_cpus=num_cpus)(_EnvWorker)
-        self._actor = actor.remote(env_id, spec.entry_point, dict(spec.kwargs), dict(env_kwargs or {}))
+        self._actor = actor.remote(*env_spec(env_id), dict(env_kwargs or {}))
         self.env_id = env_id
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:

@@ -10,6 +10,7 @@ turngym train --help-config                                       # every field 
 turngym train --help-config --sft                                 # the same for SFT
 torchrun --nproc_per_node 8 -m turngym.cli train --config cfg.yaml  # data-parallel GRPO (also `accelerate launch`)
 turngym train --config cfg.yaml rollout_backend=vllm              # rollouts from a vLLM engine, weights synced per update
+turngym train --config cfg.yaml rollout_backend=ray rollout_workers=4  # rollouts in 4 Ray actors (docs/scale-out.md)
 """
 
 from __future__ import annotations

@@ -149,7 +149,24 @@ class GRPOConfig(OptimConfig, RunConfig):
     rollout_backend: str = _f(
         "hf",
         "who generates the rollouts: 'hf' = the trained model itself; 'vllm' = a vLLM engine over the same "
-        "checkpoint, its weights synced from the trained model after every update",
+        "checkpoint, its weights synced from the trained model after every update; 'ray' = rollout_workers Ray "
+        "actors, each a rollout engine with num_envs env slots over its own copy of the model, weights broadcast "
+        "after every update (docs/scale-out.md)",
+        _SCALE,
+    )
+    rollout_workers: int = _f(
+        2, "rollout_backend=ray: Ray actors collecting rollouts (each builds its model from `model`)", _SCALE
+    )
+    rollout_worker_gpus: float = _f(
+        0.0,
+        "rollout_backend=ray: Ray GPUs per worker (0: HF generation on CPU; > 0: the worker's model on its GPU and "
+        "the weights broadcast over NCCL; untested, docs/scale-out.md)",
+        _SCALE,
+    )
+    ray_address: str | None = _f(
+        None,
+        "rollout_backend=ray: null = start a local Ray cluster; 'auto' = join the running one (`ray start`); or a "
+        "cluster address ('ray://host:10001', 'host:6379')",
         _SCALE,
     )
     fsdp: bool = _f(
@@ -382,6 +399,32 @@ def _check_specs(specs: list[Any], field_name: str, registry: Any) -> None:
         registry.check(spec["name"], f"{field_name}[].name")
 
 
+def _check_ray(cfg: GRPOConfig) -> None:
+    """The `rollout_backend: ray` fields."""
+    n = cfg.rollout_workers
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"config field 'rollout_workers' must be an integer >= 1, got {n!r}")
+    if not cfg.rollout_worker_gpus >= 0:
+        raise ConfigError(f"config field 'rollout_worker_gpus' must be >= 0, got {cfg.rollout_worker_gpus}")
+    if cfg.ray_address is not None and (not isinstance(cfg.ray_address, str) or not cfg.ray_address.strip()):
+        raise ConfigError(
+            f"config field 'ray_address' must be null (a local cluster), 'auto' or a cluster address such as "
+            f"'ray://host:10001', got {cfg.ray_address!r}"
+        )
+    if cfg.rollout_backend != "ray":
+        return
+    if cfg.rollout_strategy != "standard":
+        raise ConfigError(
+            f"rollout_backend=ray collects with rollout_strategy=standard only (got {cfg.rollout_strategy!r}: it "
+            "needs the rollout engine or its policy in the trainer's process); use rollout_backend=hf"
+        )
+    if cfg.lora_r > 0:
+        raise ConfigError(
+            "rollout_backend=ray with lora_r > 0 is not supported: the workers hold the base model and receive full "
+            "state dicts; set lora_r=0 or use rollout_backend=hf"
+        )
+
+
 def validate(cfg: GRPOConfig) -> None:
     """Raise ConfigError naming the field when a value is out of range or a name is not registered."""
     from turngym.trainers import hooks
@@ -401,7 +444,8 @@ def validate(cfg: GRPOConfig) -> None:
     if cfg.loss_agg is not None:
         _check("loss_agg", cfg.loss_agg, AGGREGATIONS)
     ROLLOUT_STRATEGIES.check(cfg.rollout_strategy, "rollout_strategy")
-    _check("rollout_backend", cfg.rollout_backend, ("hf", "vllm"))
+    _check("rollout_backend", cfg.rollout_backend, ("hf", "vllm", "ray"))
+    _check_ray(cfg)
     if not 0.0 < cfg.vllm_gpu_memory_utilization < 1.0:
         raise ConfigError(
             f"config field 'vllm_gpu_memory_utilization' must be in (0, 1), got {cfg.vllm_gpu_memory_utilization}"

@@ -330,6 +330,10 @@ class GRPOTrainer:
     def _default_engine(self) -> Any:
         if not self.config.env_id:
             raise ConfigError("GRPOTrainer needs env_id (or an engine)")
+        if self.config.rollout_backend == "ray":  # Ray actors, each a RolloutEngine over its own model copy
+            from turngym.agents.ray_engine import from_config
+
+            return from_config(self.policy, self.config)
         try:
             from turngym.agents.engine import RolloutEngine  # the agents' rollout engine
         except ImportError as exc:
@@ -376,8 +380,9 @@ class GRPOTrainer:
         return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True))
 
     def sync_rollout_weights(self) -> float:
-        """Copy the trained weights into the rollout policy (when there is one). Returns the seconds it took."""
-        if self.rollout_policy is None:
+        """Copy the trained weights into the rollout policy (when there is one; with rollout_backend=ray, into every
+        rollout worker). Returns the seconds it took."""
+        if self.rollout_policy is None and self.config.rollout_backend != "ray":
             return 0.0
         t0 = time.perf_counter()
         weights = self._full_state() if self.fsdp else self.model

@@ -23,6 +23,10 @@ class EnvError(TurngymError, RuntimeError):
     """An environment could not be created or has failed (for example its browser died)."""
 
 
+class WorkerError(TurngymError, RuntimeError):
+    """A remote worker (a Ray rollout actor) failed for good, or its results came back wrong."""
+
+
 class UnknownNameError(TurngymError, KeyError):
     """A name looked up in a registry does not exist; the message lists the known names."""
 

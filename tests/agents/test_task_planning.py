@@ -71,7 +71,7 @@ def planned(entry: EnvEntry, split: str | None, n: int = 12) -> dict[str, list[s
     finally:
         env.close()
     with RolloutEngine(NoPolicy(char_tokenizer(), spec="none"), entry.id, num_envs=1) as engine:
-        collect = [tid for _, _, tid in engine._plan(n, 1, 5, split, None)[0]]
+        collect = [tid for _, _, tid in engine.plan(n, 1, 5, split, None)[0]]
     stream = TaskStream(split_task_ids(entry.id, {}, split), seed=7).take(n)
     return {"eval": evaluation, "collect": collect, "train": stream}
 
