@@ -175,6 +175,14 @@ class GRPOConfig(OptimConfig, RunConfig):
         "layer); rollouts then come from an unsharded replica synced after every update",
         _SCALE,
     )
+    max_staleness: int = _f(
+        0,
+        "async rollouts: 0 = synchronous (collect, then train); k >= 1 = the next steps' rollouts run in a background "
+        "thread while this step trains (the engine's RolloutStream), each batch at most k policy versions old; the "
+        "sampler is a separate copy of the policy (replica() when no rollout policy is given), synced after every "
+        "update; pair it with tis_cap",
+        _SCALE,
+    )
     tis_cap: float = _f(
         0.0,
         "truncated importance sampling: C > 0 recomputes π_old (the trained policy before the update) in one no-grad "
@@ -471,6 +479,24 @@ def validate(cfg: GRPOConfig) -> None:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"config field {name!r} must be >= 1, got {getattr(cfg, name)}")
     _check_save_every(cfg.save_every)
+    if cfg.max_staleness < 0:
+        raise ConfigError(
+            f"config field 'max_staleness' must be >= 0 (0 = synchronous), got {cfg.max_staleness}"
+        )
+    if cfg.max_staleness > 0:
+        for bad, why in (
+            (cfg.dynamic_sampling, "dynamic_sampling=true (its extra rounds are synchronous)"),
+            (
+                cfg.rollout_strategy != "standard",
+                f"rollout_strategy={cfg.rollout_strategy} (it runs in the trainer)",
+            ),
+            (cfg.fsdp, "fsdp=true"),
+            (cfg.rollout_backend != "hf", f"rollout_backend={cfg.rollout_backend}"),
+        ):
+            if bad:
+                raise ConfigError(
+                    f"config field 'max_staleness' > 0 (async rollouts) does not work with {why}"
+                )
     if cfg.tis_cap < 0:
         raise ConfigError(f"config field 'tis_cap' must be >= 0 (0 = off), got {cfg.tis_cap}")
     if cfg.tis_cap and cfg.fsdp:

@@ -275,6 +275,10 @@ class GRPOTrainer:
         self.fsdp = bool(cfg.fsdp) and self.world > 1
         if self.fsdp:
             rollout_policy = self._shard(policy, rollout_policy)
+        if cfg.max_staleness > 0 and rollout_policy is None and engine is None:
+            if isinstance(policy, torch.nn.Module):
+                raise ConfigError("max_staleness > 0 needs a TokenPolicy (its replica samples) or an engine")
+            rollout_policy = policy.replica()  # async: the sampler is not the model being trained
         self.rollout_policy = rollout_policy
         # the config is authoritative for sampling: log-probs are recomputed at the same temperature
         for p in (policy, rollout_policy):
@@ -294,6 +298,9 @@ class GRPOTrainer:
         )
         self.entropy_terms = EntropyTerms(cfg)
         self._tis_weights: dict[int, torch.Tensor] = {}  # truncated IS: sample id -> its token weights
+        self._stream: Any = None  # async mode: the engine's RolloutStream
+        self._read_ahead: list[int] = []  # async mode: task positions after each requested batch
+        self._consumed_position = 0
         self.step = 0
         self._build_hooks(callbacks)
         self.pad_id = int(self.tokenizer.pad_token_id or 0) if self.tokenizer is not None else 0
@@ -413,17 +420,60 @@ class GRPOTrainer:
                 cb.on_train_begin(self)
 
     # ---- rollouts -------------------------------------------------------------------------------------------
-    def step_max_turns(self) -> int | None:
-        """The env's turn limit for the current step: the schedule's value, else `config.max_turns` (None: env's)."""
-        max_turns = self.max_turns_fn(self.step) if self.max_turns_fn else None
+    def step_max_turns(self, step: int | None = None) -> int | None:
+        """The env's turn limit for the current step (or `step`): the schedule's value, else `config.max_turns`
+        (None: the env's)."""
+        step = self.step if step is None else step
+        max_turns = self.max_turns_fn(step) if self.max_turns_fn else None
         max_turns = max_turns if max_turns is not None else self.config.max_turns
         return int(max_turns) if max_turns is not None else None
 
+    def _request(self, step: int, round_: int) -> tuple[dict[str, Any], int]:
+        """The reset options and the rollout seed of step `step`'s round `round_` (the same in sync and async mode)."""
+        cfg = self.config
+        max_turns = self.step_max_turns(step)
+        options: dict[str, Any] = {"max_turns": max_turns} if max_turns is not None else {}
+        return options, cfg.seed * 1_000_003 + step * 1000 + round_ * 100 + self.rank * 100_003
+
+    def _async_batch(self) -> list[TokenEpisode]:
+        """The next batch of the background stream (`max_staleness` > 0), opened at the first call."""
+        if self._stream is None:
+            if not callable(getattr(self.engine, "stream", None)):
+                raise ConfigError(
+                    f"max_staleness > 0 needs a rollout engine with stream() (RolloutEngine); "
+                    f"{type(self.engine).__name__} has none"
+                )
+            self._consumed_position = self.tasks.position
+            self._stream = self.engine.stream(self._async_requests(), max_staleness=self.config.max_staleness)
+        eps = next(self._stream)
+        self._consumed_position = self._read_ahead.pop(0)
+        for ep in eps:
+            ep.group = (0, ep.group)
+        return eps
+
+    def _async_requests(self) -> Any:
+        """`collect()` requests for this step and the next ones, drawn as the synchronous loop draws them; the task
+        stream is read ahead, so `state()` saves the position of the batches actually consumed."""
+        cfg = self.config
+        step = self.step
+        while True:
+            tasks = self.tasks.take(cfg.tasks_per_step * self.world)[self.rank :: self.world]
+            self._read_ahead.append(self.tasks.position)
+            options, seed = self._request(step, 0)
+            yield dict(task_ids=tasks, group_size=cfg.group_size, seed=seed, split=cfg.split, options=options)
+            step += 1
+
+    def close_stream(self) -> None:
+        """Stop the background rollouts (async mode); the task position goes back to the consumed batches'."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+            self.tasks.position = self._consumed_position
+            self._read_ahead = []
+
     def _collect(self, task_ids: list[str], round_: int) -> list[TokenEpisode]:
         cfg = self.config
-        max_turns = self.step_max_turns()
-        options: dict[str, Any] = {"max_turns": max_turns} if max_turns is not None else {}
-        seed = cfg.seed * 1_000_003 + self.step * 1000 + round_ * 100 + self.rank * 100_003
+        options, seed = self._request(self.step, round_)
         self.model.eval()
         with torch.no_grad():
             eps = self.strategy.collect(task_ids, cfg.group_size, seed, cfg.split, options)
@@ -463,8 +513,11 @@ class GRPOTrainer:
         for r in range(rounds):
             if needed <= 0:
                 break
-            tasks = self.tasks.take(needed * self.world)[self.rank :: self.world]
-            eps = self._collect(tasks, r)
+            if cfg.max_staleness > 0:
+                eps = self._async_batch()
+            else:
+                tasks = self.tasks.take(needed * self.world)[self.rank :: self.world]
+                eps = self._collect(tasks, r)
             all_eps += eps
             stats["rollout_rounds"] += 1
             for cb in self.callbacks:
@@ -706,8 +759,11 @@ class GRPOTrainer:
             rollout_s=t1 - t0,
             update_s=time.perf_counter() - t1,
             groups=len(groups),
-            task_position=self.tasks.position,
+            task_position=self.task_position,
         )
+        if self.config.max_staleness > 0:  # policy versions between sampling and this update
+            lag = [ep.meta.get("staleness", 0) for g in groups for ep in g]
+            stats["staleness"] = float(np.mean(lag)) if lag else 0.0
         for k, v in ctx.extra.items():  # numbers hooks left in the step's context
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in stats:
                 stats[k] = float(v)
@@ -715,9 +771,14 @@ class GRPOTrainer:
             cb.on_step_end(self, stats)
         return stats
 
+    @property
+    def task_position(self) -> int:
+        """How many tasks the steps so far consumed (async mode reads the task stream ahead of that)."""
+        return self._consumed_position if self._stream is not None else self.tasks.position
+
     def state(self) -> dict[str, Any]:
         return {
-            "task_position": self.tasks.position,
+            "task_position": self.task_position,
             "entropy_hist": self.entropy_terms.state_dict(),
             "callbacks": {callback_key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)},
         }
@@ -820,4 +881,5 @@ class GRPOTrainer:
                 for cb in self.callbacks:
                     cb.on_train_end(self)
             finally:
+                self.close_stream()
                 self.logger.close()
