@@ -173,6 +173,16 @@ def skipped_report(reason: str, parts: tuple[str, ...] = PARTS) -> dict[str, dic
 
 
 # ---- GPU helpers -----------------------------------------------------------------------------------------------
+def _bf16(plan: Any) -> bool:
+    """bf16 on the GPU; float32 in the CPU smoke run (CPU bf16 training kernels need AVX-512, absent when ATen is
+    pinned to AVX2)."""
+    return plan.device != "cpu"
+
+
+def _dtype(plan: Any, torch: Any) -> Any:
+    return torch.bfloat16 if _bf16(plan) else torch.float32
+
+
 def sync(device: str) -> None:
     import torch
 
@@ -483,9 +493,9 @@ def part_fsdp(plan: Plan, tmp: Path) -> tuple[dict[str, Any], str]:
     try:
         reset_memory(plan.device)
         cfg = bench.turngym_config(
-            plan.fsdp_steps, fsdp=True, bf16=True, lr=1e-4, output_dir=str(tmp / "fsdp")
+            plan.fsdp_steps, fsdp=True, bf16=_bf16(plan), lr=1e-4, output_dir=str(tmp / "fsdp")
         )
-        model = build_model(plan.step_shape, plan, torch.bfloat16)
+        model = build_model(plan.step_shape, plan, _dtype(plan, torch))
         policy = HFPolicy(
             model,
             tokenizer(),
@@ -548,7 +558,7 @@ def part_trl_step(plan: Plan, tmp: Path) -> tuple[dict[str, Any], str]:
         raise Skip("trl is not installed (pip install 'turngym[trl]')")
     bench = trl_bench()
     folder = tmp / "trl-model"
-    model = build_model(plan.step_shape, plan, torch.bfloat16)
+    model = build_model(plan.step_shape, plan, _dtype(plan, torch))
     model.save_pretrained(folder)
     tokenizer().save_pretrained(folder)
     del model
@@ -570,7 +580,7 @@ def part_trl_step(plan: Plan, tmp: Path) -> tuple[dict[str, Any], str]:
     }
     for side, fn in sides.items():
         reset_memory(plan.device)
-        res = fn(folder, device=plan.device, bf16=True, steps=plan.trl_steps)
+        res = fn(folder, device=plan.device, bf16=_bf16(plan), steps=plan.trl_steps)
         numbers[side] = {"step_s": round(res["step_s"], 4), "peak_gib": peak_gib(plan.device)}
     numbers["ratio_time"] = round(numbers["turngym"]["step_s"] / numbers["trl"]["step_s"], 3)
     summary = (

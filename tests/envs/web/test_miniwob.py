@@ -9,7 +9,7 @@ import pytest
 
 import turngym
 from turngym.envs.checker import check_env, check_info
-from turngym.envs.web.browser import browser_main_pids, chromium_pids
+from turngym.envs.web.browser import _alive, browser_main_pids, chromium_pids
 from turngym.registration import ENVS
 from turngym.tasks.pack import load_pack
 
@@ -227,6 +227,11 @@ def test_crash_mid_episode_recovery_and_no_leak_after_close():
         old = env.unwrapped._pool.main_pid
         assert old in browser_main_pids() and chromium_pids() - before
         os.kill(old, signal.SIGKILL)
+        # the kill is asynchronous: step only once the browser and its renderers are gone (on a loaded machine a
+        # step sent at once could still reach a renderer that has not died yet)
+        deadline = time.monotonic() + 10
+        while (_alive(old) or chromium_pids() - before) and time.monotonic() < deadline:
+            time.sleep(0.05)
         obs, r, term, trunc, info = env.step("click(6)")
         check_info(info, "after crash")
         assert term and not info["success"] and info["browser_crashed"]
