@@ -34,7 +34,7 @@ import turngym  # noqa: F401  (registers the env ids)
 from turngym.agents.base import EpisodeContext, Turn
 from turngym.agents.parsing import parse_action
 from turngym.agents.policy import TokenPolicy, check_token_policy
-from turngym.agents.prompting import first_user_message
+from turngym.agents.prompting import first_user_message, system_text
 from turngym.agents.rollout import env_task_ids
 from turngym.agents.slots import run_slots
 from turngym.agents.trajectory import Episode, Step, TokenEpisode, clean_info
@@ -510,11 +510,7 @@ class RolloutEngine:
         env = self._envs[slot]
         obs, info = env.reset(seed=seed, options=opts)
         ctx = EpisodeContext.from_reset(env, obs, info, index, seed)
-        system = self.system_prompt
-        if self.prompt_hook is not None:
-            extra = self.prompt_hook(info["instructions"])
-            if extra:
-                system = f"{system}\n\n{extra}" if system else extra
+        system = system_text(self.system_prompt, self.prompt_hook, info["instructions"])
         messages: list[dict[str, str]] = []
         if system:
             messages.append({"role": "system", "content": system})

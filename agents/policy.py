@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 from turngym.agents.base import Agent, EpisodeContext
 from turngym.agents.chat import ChatFormat
 from turngym.agents.parsing import parse_action
-from turngym.agents.prompting import context_messages, fit_history
+from turngym.agents.prompting import context_messages, fit_history, system_text
 from turngym.errors import ConfigError
 
 
@@ -203,11 +203,7 @@ class TokenPolicyBase(Agent):
 
     # ---- the Agent interface (evaluation) ---------------------------------------------------------------------
     def begin_episode(self, ctx: EpisodeContext) -> None:
-        system = self.system_prompt
-        extra = self.prompt_hook(ctx.instructions) if self.prompt_hook is not None else None
-        if extra:
-            system = f"{system}\n\n{extra}" if system else extra
-        ctx.state["system_prompt"] = system
+        ctx.state["system_prompt"] = system_text(self.system_prompt, self.prompt_hook, ctx.instructions)
 
     def messages_for(self, ctx: EpisodeContext) -> list[dict[str, Any]]:
         """The episode's conversation: its system prompt (set by `begin_episode`), then the turns, the oldest

@@ -15,6 +15,17 @@ from turngym.agents.base import EpisodeContext
 Message = dict[str, str]
 
 
+def system_text(
+    system: str | None, prompt_hook: Callable[[str], str | None] | None, instructions: str
+) -> str | None:
+    """An episode's system message: the fixed `system` prompt, then what `prompt_hook(instructions)` adds (retrieved
+    skills, memories, hints), a blank line between; None when both are empty."""
+    extra = prompt_hook(instructions) if prompt_hook is not None else None
+    if extra:
+        return f"{system}\n\n{extra}" if system else extra
+    return system
+
+
 def first_user_message(instructions: str, observation: str) -> str:
     """Instructions, then the first observation unless the instructions already contain it."""
     instructions, observation = instructions.strip(), observation.strip()

@@ -65,7 +65,7 @@ import torch
 from torch import Tensor
 
 from turngym.agents.parsing import parse_action
-from turngym.agents.prompting import first_user_message
+from turngym.agents.prompting import first_user_message, system_text
 from turngym.agents.trajectory import Episode, Step, TokenEpisode, clean_info
 from turngym.errors import ConfigError, EnvError
 from turngym.trainers.advantages import anchor_advantages, discounted_returns, grpo_advantages
@@ -169,7 +169,8 @@ class UIS1Strategy(RolloutStrategy):
 
     def __init__(self, engine: Any, model: Any, cfg: Any):
         super().__init__(engine, model, cfg)
-        missing = [a for a in ("policy", "env_id") if not hasattr(engine, a)]
+        needs = ("policy", "env_id", "plan", "num_envs", "system_prompt", "prompt_hook")
+        missing = [a for a in needs if not hasattr(engine, a)]
         if missing:
             raise ConfigError(
                 f"rollout_strategy=uis1 needs a RolloutEngine (it plays the episodes itself with the engine's policy "
@@ -200,21 +201,14 @@ class UIS1Strategy(RolloutStrategy):
     ) -> list[TokenEpisode]:
         cfg = self.cfg
         task_ids = [str(t) for t in task_ids]
-        if not task_ids:
-            raise ConfigError("collect() got an empty task list")
-        base = dict(options or {})
-        if split:
-            base["split"] = split
-        if getattr(self.engine, "max_turns", None):
-            base["max_turns"] = self.engine.max_turns
-        plan = [(g, tid) for g, tid in enumerate(task_ids) for _ in range(group_size)]
-        width = max(1, int(getattr(self.engine, "num_envs", len(plan))))
+        plan, base = self.engine.plan(
+            task_ids, group_size, seed, split, options
+        )  # the engine's plan and options
+        width = self.engine.num_envs
         out: list[TokenEpisode] = []
         for start in range(0, len(plan), width):
             chunk = plan[start : start + width]
-            runs = [
-                self._start(slot, start + slot, g, tid, seed, base) for slot, (g, tid) in enumerate(chunk)
-            ]
+            runs = [self._start(slot, k, g, tid, seed, base) for slot, (k, g, tid) in enumerate(chunk)]
             self._play(runs)
             out += [self._finish(r) for r in runs]
         self._online = []
@@ -280,11 +274,7 @@ class UIS1Strategy(RolloutStrategy):
         env, shadow = self._env_pair(slot)
         seed, opts = base_seed + index, {**base, "task_id": task_id}
         obs, info = env.reset(seed=seed, options=opts)
-        system = getattr(self.engine, "system_prompt", None)
-        hook = getattr(self.engine, "prompt_hook", None)
-        extra = hook(info["instructions"]) if hook is not None else None
-        if extra:
-            system = f"{system}\n\n{extra}" if system else extra
+        system = system_text(self.engine.system_prompt, self.engine.prompt_hook, info["instructions"])
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": first_user_message(info["instructions"], obs["text"])})
         episode = Episode(
