@@ -93,8 +93,19 @@ def run_side(workers: int, slots: int, args: argparse.Namespace) -> dict:
         "runs": runs,
         "median_episodes_per_s": statistics.median(r["episodes_per_s"] for r in runs),
         "median_tokens_per_s": statistics.median(r["tokens_per_s"] for r in runs),
+        "episodes_per_s_mean_ci": repeat_ci(runs),
         "_ids": ids,
     }
+
+
+def repeat_ci(runs: list[dict]) -> dict:
+    """Episodes/s over the repeats: mean and 95% Student-t interval (the learning benchmark's `mean_ci`)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from learning import mean_ci
+
+    return mean_ci([r["episodes_per_s"] for r in runs])
 
 
 def main() -> None:
