@@ -319,35 +319,61 @@ class RolloutEngine:
         ]
 
     def run_plan(
-        self, plan: list[tuple[int, int, str]], seed: int, options: dict[str, Any]
+        self,
+        plan: list[tuple[int, int, str]],
+        seed: int,
+        options: dict[str, Any],
+        stop: threading.Event | None = None,
     ) -> list[TokenEpisode]:
         """Play `plan`, a part of `plan(...)[0]`, with the `seed` given to `plan` and its reset `options`: each
         episode is the one `collect` returns at its index (its env and sampling seeds come from `seed` and the
-        index), so a plan split across engines (`turngym.agents.ray_engine`) gives `collect`'s episodes."""
-        return self._run(self._plan_jobs(plan, seed, options))
+        index), so a plan split across engines (`turngym.agents.ray_engine`) gives `collect`'s episodes. `stop`:
+        set from another thread, the run ends after the current turn and returns the episodes finished by then."""
+        return self.run_plans([(plan, seed, options)], stop)[0]
+
+    def run_plans(
+        self,
+        parts: list[tuple[list[tuple[int, int, str]], int, dict[str, Any]]],
+        stop: threading.Event | None = None,
+    ) -> list[list[TokenEpisode]]:
+        """Several `run_plan` calls in one run (one set of env slots, batched generation across them): each part is
+        `(plan, seed, options)` of its own `plan(...)` call. Returns each part's episodes (ordered by index)."""
+        jobs = [
+            (b, job)
+            for b, (plan, seed, base) in enumerate(parts)
+            for _, job in self._plan_jobs(plan, seed, base)
+        ]
+        done = self._run_batches(jobs, stop)
+        return [[done[(b, k)] for k in sorted(k for bb, k in done if bb == b)] for b in range(len(parts))]
 
     def _run(self, jobs: list[tuple[int, Callable[[int], _Live]]]) -> list[TokenEpisode]:
         """The synchronous run: `schedule` with one lane over `jobs` (each starts an episode on a slot); returns the
         episodes ordered by episode index."""
+        done = self._run_batches([(0, job) for _, job in jobs])
+        return [done[key] for key in sorted(done)]
+
+    def _run_batches(
+        self, jobs: list[tuple[int, Callable[[int], _Live]]], stop: threading.Event | None = None
+    ) -> dict[tuple[int, int], TokenEpisode]:
+        """`schedule` with one lane over `(batch, job)` pairs; returns {(batch, episode index): episode}."""
         self._acquire()
         try:
-            done: dict[int, TokenEpisode] = {}
+            done: dict[tuple[int, int], TokenEpisode] = {}
 
             def finished(lv: _Live) -> None:
                 ep = self._finish(lv)
-                done[ep.meta["index"]] = ep
+                done[(lv.batch, ep.meta["index"])] = ep
                 if self.on_episode:
                     self.on_episode(ep)
 
-            pending = deque((0, job) for _, job in jobs)
-            self.stats = {"episodes": len(jobs), **self.schedule(pending, finished, lanes=1)}
+            pending = deque(jobs)
+            self.stats = {"episodes": len(jobs), **self.schedule(pending, finished, lanes=1, stop=stop)}
         finally:
             self._release_kv()
             self._busy = False
-        out = [done[k] for k in sorted(done)]
-        for ep in out:
+        for ep in done.values():
             ep.meta["staleness"] = self._version - ep.meta["policy_version"]
-        return out
+        return done
 
     def _acquire(self) -> None:
         with self._cond:

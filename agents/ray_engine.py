@@ -32,6 +32,7 @@ import copy
 import dataclasses
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,6 +124,9 @@ class _RolloutWorker:
         self.done = 0  # episodes finished in the running `run`
         self.group: Any = None
         self.rank = -1
+        self.stops: dict[
+            int, threading.Event
+        ] = {}  # run id -> its stop (`abort`), set before or during the run
 
     def _count(self, _ep: TokenEpisode) -> None:
         self.done += 1
@@ -133,9 +137,20 @@ class _RolloutWorker:
     def plan(self, *args: Any) -> tuple[list[tuple[int, int, str]], dict[str, Any]]:
         return self.engine.plan(*args)
 
-    def run(self, plan: list[tuple[int, int, str]], seed: int, options: dict) -> tuple[list, dict]:
+    def run(
+        self, parts: list[tuple[list[tuple[int, int, str]], int, dict]], run_id: int = 0
+    ) -> tuple[list, dict]:
+        """Play `parts` (`RolloutEngine.run_plans`); `abort(run_id)` (before or during the run) ends it after the
+        current turn with the episodes finished by then."""
         self.done = 0
-        return self.engine.run_plan(plan, seed, options), dict(self.engine.stats)
+        stop = self.stops.setdefault(run_id, threading.Event())
+        try:
+            return self.engine.run_plans(parts, stop), dict(self.engine.stats)
+        finally:
+            self.stops.pop(run_id, None)
+
+    def abort(self, run_id: int) -> None:
+        self.stops.setdefault(run_id, threading.Event()).set()
 
     def join(self, addr: GroupAddress, rank: int, timeout_s: float) -> None:
         self.group, self.rank = None, -1  # the previous generation's group goes first
@@ -163,6 +178,21 @@ class _RolloutWorker:
         self.engine.close()
 
 
+def _share_parts(
+    share: list[tuple[int, tuple[int, int, str]]], plans: list[tuple[list, int, dict]]
+) -> tuple[list[tuple[list, int, dict]], list[int]]:
+    """A worker's share of a `collect_many` (entries `(request, plan entry)`, in order) as `run_plans` parts, one per
+    request it touches, and the request of each part."""
+    parts: list[tuple[list, int, dict]] = []
+    reqs: list[int] = []
+    for r, entry in share:
+        if not reqs or reqs[-1] != r:
+            reqs.append(r)
+            parts.append(([], plans[r][1], plans[r][2]))
+        parts[-1][0].append(entry)
+    return parts, reqs
+
+
 class RayRolloutEngine:
     """`collect` / `update_policy` over `num_workers` Ray actors (see the module docstring).
 
@@ -177,6 +207,8 @@ class RayRolloutEngine:
         "auto" (nccl when worker_gpus > 0 and this process has CUDA, else gloo).
       sync_timeout_s: how long the group's members wait for each other.
       runtime_env: Ray runtime_env of the workers (e.g. env_vars, working_dir) when this engine starts Ray.
+      env_backend: "local" (each worker's envs in its own process) or "ray" (each env slot of each worker in an env
+        actor of its own, `turngym.agents.remote`; 0.25 CPU each in Ray's accounting).
     """
 
     def __init__(
@@ -198,6 +230,7 @@ class RayRolloutEngine:
         sync_timeout_s: float = 300.0,
         runtime_env: dict[str, Any] | None = None,
         on_episode: Callable[[TokenEpisode], None] | None = None,
+        env_backend: str = "local",
     ):
         self._ray = require("ray", extra="distributed", purpose="rollout engines as Ray actors")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
@@ -231,6 +264,7 @@ class RayRolloutEngine:
             "system_prompt": system_prompt,
             "parser": parser,
             "max_episode_tokens": max_episode_tokens,
+            "env_backend": env_backend,
         }
         # the model (source=None) goes into the object store once; each worker reads it from there
         model = None
@@ -238,8 +272,9 @@ class RayRolloutEngine:
             on_cpu = all(p.device.type == "cpu" for p in spec.model.parameters())
             model = self._ray.put(spec.model if on_cpu else copy.deepcopy(spec.model).cpu())
         bare = dataclasses.replace(spec, model=None, tokenizer=None)
+        # max_concurrency: a threaded actor, so `update_policy` (join, sync), `info` and `abort` run beside a `run`
         actor = self._ray.remote(
-            num_cpus=worker_cpus, num_gpus=worker_gpus, max_restarts=self.max_restarts, max_concurrency=2
+            num_cpus=worker_cpus, num_gpus=worker_gpus, max_restarts=self.max_restarts, max_concurrency=4
         )(_RolloutWorker)
         self._model_ref = model  # kept: a restarted worker reads its constructor arguments again
         env = env_spec(env_id)
@@ -254,6 +289,9 @@ class RayRolloutEngine:
         self._meta: list | None = None
         self.restarts = 0  # worker deaths recovered from
         self.stats: dict[str, float] = {}
+        self._lock = threading.RLock()  # the weight group and the version: update_policy and recovery
+        self._run_id = 0
+        self._stream: Any = None  # the open stream, if any
 
     # ---- versions and weights --------------------------------------------------------------------------------
     @property
@@ -275,19 +313,25 @@ class RayRolloutEngine:
 
     def update_policy(self, model: Any = None) -> int:
         """Publish version + 1 on every worker; with `model` (an nn.Module or a state dict), first broadcast its
-        weights to every worker over the weight-sync group. Returns the new version."""
-        version = self._version + 1
-        if model is None:
-            self._ray.get([w.bump.remote(version) for w in self.workers])
-        else:
-            state = model.state_dict() if hasattr(model, "state_dict") else dict(model)
-            meta = state_meta(state)
-            if self._group is None or meta != self._meta:
-                self._form_group()
-            self._meta = meta
-            # a worker dying here fails the call (recovery is written for collect only; see docs/scale-out.md)
-            self._broadcast(0, version, set(range(self.num_workers)), state)
-        self._version = version
+        weights to every worker over the weight-sync group. Returns the new version.
+
+        Safe while a `collect` (or a `stream`'s batch) runs: each worker receives the broadcast in a second actor
+        thread (the actors run `max_concurrency` calls at once) and loads the weights between two generation turns
+        (`RolloutEngine.update_policy` waits for a running turn), so every turn is sampled from one set of weights
+        and records its version. Group changes (this call, a restarted worker's recovery) hold one lock."""
+        with self._lock:
+            version = self._version + 1
+            if model is None:
+                self._ray.get([w.bump.remote(version) for w in self.workers])
+            else:
+                state = model.state_dict() if hasattr(model, "state_dict") else dict(model)
+                meta = state_meta(state)
+                if self._group is None or meta != self._meta:
+                    self._form_group()
+                self._meta = meta
+                # a worker dying here fails the call (recovery is written for collect only; see docs/scale-out.md)
+                self._broadcast(0, version, set(range(self.num_workers)), state)
+            self._version = version
         return version
 
     def _form_group(self) -> None:
@@ -342,43 +386,104 @@ class RayRolloutEngine:
         options: dict[str, Any] | None = None,
     ) -> list[TokenEpisode]:
         """`RolloutEngine.collect` over the workers: the same plan, the same episodes in the same order."""
+        req = {
+            "task_ids": task_ids,
+            "group_size": group_size,
+            "seed": seed,
+            "split": split,
+            "options": options,
+        }
+        return self.collect_many([req])[0]
+
+    def collect_many(self, requests: list[dict[str, Any]]) -> list[list[TokenEpisode]]:
+        """Several `collect` calls (keyword dicts: `task_ids`, `group_size`, `seed`, `split`, `options`) played in
+        one round over the workers: each request's episodes are those `collect(**request)` returns (e.g. every
+        trainer rank's share of a step, each with its rank's seed)."""
+        if self._stream is not None:
+            raise ConfigError(
+                "this RayRolloutEngine has an open stream(); close it before calling collect (one run at a time)"
+            )
+        out = self._collect_many(requests)
+        assert out is not None
+        return out
+
+    def _collect_many(
+        self, requests: list[dict[str, Any]], stop: threading.Event | None = None
+    ) -> list[list[TokenEpisode]] | None:
+        """`collect_many`; when `stop` is set (by a stream's close) the workers end their runs after the current
+        turn and None comes back."""
         t0 = time.perf_counter()
-        plan, base = self._plan(task_ids, group_size, seed, split, options)
+        plans = []
+        for req in requests:
+            seed = int(req.get("seed", 0))
+            plan, base = self._plan(
+                req.get("task_ids", 1), req.get("group_size", 1), seed, req.get("split"), req.get("options")
+            )
+            plans.append((plan, seed, base))
+        flat = [(r, entry) for r, (plan, _, _) in enumerate(plans) for entry in plan]
         n = self.num_workers
-        cuts = [round(i * len(plan) / n) for i in range(n + 1)]
-        todo = {w: plan[cuts[w] : cuts[w + 1]] for w in range(n) if cuts[w + 1] > cuts[w]}
-        done: dict[int, TokenEpisode] = {}
+        cuts = [round(i * len(flat) / n) for i in range(n + 1)]
+        todo = {w: flat[cuts[w] : cuts[w + 1]] for w in range(n) if cuts[w + 1] > cuts[w]}
+        done: dict[tuple[int, int], TokenEpisode] = {}
         parts: list[dict[str, float]] = []
         reruns = 0
         while todo:
-            refs = {w: self.workers[w].run.remote(share, seed, base) for w, share in todo.items()}
-            failed = []
-            for w, ref in refs.items():
-                try:
-                    eps, stats = self._ray.get(ref)
-                except self._ray.exceptions.RayActorError as exc:
-                    log.warning("rollout worker %d died during collect (%s); its share runs again", w, exc)
-                    failed.append(w)
-                    continue
-                for ep in eps:
-                    k = ep.meta["index"]
-                    if k in done:
-                        raise WorkerError(f"episode {k} came back twice (worker {w})")
-                    done[k] = ep
-                parts.append(stats)
+            self._run_id += 1
+            run_id, shares = self._run_id, {w: _share_parts(share, plans) for w, share in todo.items()}
+            refs = {self.workers[w].run.remote(shares[w][0], run_id): w for w in todo}
+            failed, aborted = [], False
+            while refs:
+                ready, _ = self._ray.wait(
+                    list(refs), num_returns=1, timeout=0.1 if stop is not None else None
+                )
+                if stop is not None and stop.is_set() and not aborted:
+                    aborted = True
+                    for w in todo:  # a worker that died meanwhile: nothing to abort
+                        self.workers[w].abort.remote(run_id)
+                for ref in ready:
+                    w = refs.pop(ref)
+                    try:
+                        eps, stats = self._ray.get(ref)
+                    except self._ray.exceptions.RayActorError as exc:
+                        log.warning(
+                            "rollout worker %d died during collect (%s); its share runs again", w, exc
+                        )
+                        failed.append(w)
+                        continue
+                    for r, part in zip(shares[w][1], eps):
+                        for ep in part:
+                            key = (r, ep.meta["index"])
+                            if key in done:
+                                raise WorkerError(
+                                    f"episode {key[1]} of request {r} came back twice (worker {w})"
+                                )
+                            done[key] = ep
+                    parts.append(stats)
             todo = {w: todo[w] for w in failed}
             if failed:
                 reruns += sum(len(s) for s in todo.values())
                 self._recover(failed)
-        missing = [k for k, _, _ in plan if k not in done]
-        if missing or len(done) != len(plan):
+            if aborted:
+                return None
+        missing = [(r, k) for r, (k, _, _) in flat if (r, k) not in done]
+        if missing or len(done) != len(flat):
             raise WorkerError(f"episodes {missing[:10]} did not come back from the rollout workers")
-        out = [done[k] for k, _, _ in plan]
+        out = [[done[(r, k)] for k, _, _ in plan] for r, (plan, _, _) in enumerate(plans)]
         if self.on_episode:
-            for ep in out:
+            for ep in (e for part in out for e in part):
                 self.on_episode(ep)
-        self.stats = self._merge(parts, time.perf_counter() - t0, len(out), reruns)
+        self.stats = self._merge(parts, time.perf_counter() - t0, len(flat), reruns)
         return out
+
+    def stream(self, batches: Any, max_staleness: int | None = 1) -> Any:
+        """Collect batches in a background thread (async mode), as `RolloutEngine.stream` does: batch i starts only
+        once `policy_version >= (version at start) + i - max_staleness`, one batch in flight at a time (its
+        `collect` spread over every worker), while `update_policy` may run at any time; see
+        `turngym.agents.stream.CollectStream`. A batch is a `collect()` keyword dict, or `{"requests": [...]}`
+        for a `collect_many` (its item is then one episode list per request)."""
+        from turngym.agents.stream import CollectStream
+
+        return CollectStream(self, batches, max_staleness=max_staleness)
 
     def _plan(self, *args: Any) -> tuple[list[tuple[int, int, str]], dict[str, Any]]:
         for attempt in range(self.max_restarts + 1):
@@ -392,19 +497,21 @@ class RayRolloutEngine:
 
     def _recover(self, failed: list[int]) -> None:
         """Wait for restarted workers; once weights were synced, give them the current weights and version from a
-        surviving worker (the weights of this process may have moved on since)."""
-        self.restarts += len(failed)
-        self._wait_alive(failed)
-        if self._version == 0:
-            return  # the restarted workers built the same policy from the spec
-        survivors = [w for w in range(self.num_workers) if w not in failed]
-        if not survivors:
-            raise WorkerError(
-                "every rollout worker died after a weight update: no copy of the current weights is left to give "
-                "them; call update_policy(model) again"
-            )
-        self._form_group()
-        self._broadcast(survivors[0] + 1, self._version, set(failed))
+        surviving worker (the weights of this process may have moved on since). Holds the group lock, so an
+        `update_policy` from another thread runs before or after it, never during."""
+        with self._lock:
+            self.restarts += len(failed)
+            self._wait_alive(failed)
+            if self._version == 0:
+                return  # the restarted workers built the same policy from the spec
+            survivors = [w for w in range(self.num_workers) if w not in failed]
+            if not survivors:
+                raise WorkerError(
+                    "every rollout worker died after a weight update: no copy of the current weights is left to "
+                    "give them; call update_policy(model) again"
+                )
+            self._form_group()
+            self._broadcast(survivors[0] + 1, self._version, set(failed))
 
     def _wait_alive(self, workers: Any, timeout_s: float = 300.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -440,7 +547,9 @@ class RayRolloutEngine:
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the workers (and the Ray cluster this engine started)."""
+        """Stop the workers (and the Ray cluster this engine started); an open stream stops first."""
+        if self._stream is not None:
+            self._stream.close()
         for w in self.workers:
             try:
                 self._ray.get(w.close.remote(), timeout=30)
@@ -460,15 +569,10 @@ class RayRolloutEngine:
 
 
 def from_config(policy: Any, cfg: Any) -> RayRolloutEngine:
-    """The engine of `rollout_backend: ray` for a trainer config (reads env_id, env_kwargs, num_envs, model,
-    rollout_workers, rollout_worker_gpus, ray_address): workers load `cfg.model` when it is set (each builds its own copy), else copy
-    the policy's model through the object store."""
-    dist = require("torch", extra="train").distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        raise ConfigError(
-            "rollout_backend=ray runs with one trainer process for now; with torchrun/accelerate launch use "
-            "rollout_backend=hf"
-        )
+    """The engine of `rollout_backend: ray` for a trainer config (reads env_id, env_kwargs, num_envs, env_backend,
+    model, rollout_workers, rollout_worker_gpus, ray_address): workers load `cfg.model` when it is set (each builds
+    its own copy), else copy the policy's model through the object store. With several trainer ranks only rank 0
+    builds it (`GRPOTrainer`)."""
     return RayRolloutEngine(
         PolicySpec.from_policy(policy, source=cfg.model or None),
         cfg.env_id,
@@ -477,4 +581,5 @@ def from_config(policy: Any, cfg: Any) -> RayRolloutEngine:
         num_workers=cfg.rollout_workers,
         worker_gpus=cfg.rollout_worker_gpus,
         address=cfg.ray_address,
+        env_backend=cfg.env_backend,
     )

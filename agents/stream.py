@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -63,8 +64,7 @@ class RolloutStream:
         self._out: queue.Queue[Any] = queue.Queue()
         self._stop = threading.Event()
         self._ended = False
-        engine._acquire()
-        engine._stream = self
+        self._open()
         self._v0 = engine.policy_version
         self._thread = threading.Thread(target=self._main, name="turngym-rollout-stream", daemon=True)
         self._thread.start()
@@ -84,7 +84,7 @@ class RolloutStream:
             self._ended = True
             raise item
         version = self.engine.policy_version
-        for ep in item:
+        for ep in _episodes(item):
             ep.meta["staleness"] = version - ep.meta["policy_version"]
         return item
 
@@ -92,10 +92,21 @@ class RolloutStream:
         if self._thread is None:
             return
         self._stop.set()
-        with self.engine._cond:
-            self.engine._cond.notify_all()
+        self._wake()
         self._thread.join()
         self._thread = None
+        self._shut()
+
+    # ---- the engine's side (RolloutEngine) -------------------------------------------------------------------
+    def _open(self) -> None:
+        self.engine._acquire()
+        self.engine._stream = self
+
+    def _wake(self) -> None:
+        with self.engine._cond:
+            self.engine._cond.notify_all()
+
+    def _shut(self) -> None:
         self.engine._release_kv()
         self.engine._stream = None
         self.engine._busy = False
@@ -169,3 +180,53 @@ class RolloutStream:
             stop=self._stop,
             timeline=self.timeline,
         )
+
+
+class CollectStream(RolloutStream):
+    """The stream of an engine whose rollouts run elsewhere (`RayRolloutEngine`): a background thread calls the
+    engine's `_collect_many` once per batch, batch i only once `policy_version >= v0 + i - max_staleness` (the same
+    rule as `RolloutStream`; the engine's `update_policy` may run at any time, from the consumer's thread). One batch
+    is in flight at a time; the next starts when it is back and the bound allows (there is no slot refill across
+    batches). A batch is a `collect()` keyword dict (its item: the episodes) or `{"requests": [dicts]}` (its item:
+    one episode list per request, as `collect_many` returns). `close()` aborts a batch in flight (the workers end it
+    after their current turn) and drops it."""
+
+    def _open(self) -> None:
+        if self.engine._stream is not None:
+            raise ConfigError("this engine already has an open stream; one run at a time")
+        self.engine._stream = self
+
+    def _wake(self) -> None:
+        pass  # the producer polls the version and the stop event
+
+    def _shut(self) -> None:
+        self.engine._stream = None
+
+    def _produce(self) -> None:
+        t0 = time.perf_counter()
+        batches, episodes = 0, 0
+        for i, spec in enumerate(self._specs):
+            while not self._allowed(i):
+                if self._stop.wait(0.02):
+                    return
+            if self._stop.is_set():
+                return
+            spec = dict(spec)
+            nested = "requests" in spec
+            out = self.engine._collect_many(spec["requests"] if nested else [spec], stop=self._stop)
+            if out is None:  # aborted by close()
+                return
+            batches += 1
+            episodes += sum(len(part) for part in out)
+            self.stats = {
+                **self.engine.stats,
+                "batches": batches,
+                "stream_episodes": episodes,
+                "stream_wall_s": time.perf_counter() - t0,
+            }
+            self._out.put(out if nested else out[0])
+
+
+def _episodes(item: list[Any]) -> list[TokenEpisode]:
+    """A stream item's episodes: a list of episodes, or of episode lists (`CollectStream` with `requests`)."""
+    return [ep for x in item for ep in (x if isinstance(x, list) else [x])]

@@ -142,7 +142,17 @@ class GRPOConfig(OptimConfig, RunConfig):
         None, "env option, per episode (a max_turns_schedule may override it per step)", _ENV
     )
     env_kwargs: dict[str, Any] = _f(help="keyword arguments of gym.make", group=_ENV, factory=dict)
-    num_envs: int = _f(16, "episodes the rollout engine runs concurrently (its generation batch)", _ENV)
+    num_envs: int = _f(
+        16,
+        "episodes the rollout engine runs concurrently (its generation batch; per worker with rollout_backend=ray)",
+        _ENV,
+    )
+    env_backend: str = _f(
+        "local",
+        "where the envs run: 'local' = in the rollout engine's process (a thread pool steps them); 'ray' = each env "
+        "slot in a Ray actor of its own (0.25 CPU each in Ray's accounting; browsers, sandboxes, slow simulators)",
+        _ENV,
+    )
     rollout_strategy: str = _f(
         "standard", "how a step's groups are collected (a registered rollout strategy)", _ENV
     )
@@ -453,6 +463,7 @@ def validate(cfg: GRPOConfig) -> None:
         _check("loss_agg", cfg.loss_agg, AGGREGATIONS)
     ROLLOUT_STRATEGIES.check(cfg.rollout_strategy, "rollout_strategy")
     _check("rollout_backend", cfg.rollout_backend, ("hf", "vllm", "ray"))
+    _check("env_backend", cfg.env_backend, ("local", "ray"))
     _check_ray(cfg)
     if not 0.0 < cfg.vllm_gpu_memory_utilization < 1.0:
         raise ConfigError(
@@ -491,7 +502,7 @@ def validate(cfg: GRPOConfig) -> None:
                 f"rollout_strategy={cfg.rollout_strategy} (it runs in the trainer)",
             ),
             (cfg.fsdp, "fsdp=true"),
-            (cfg.rollout_backend != "hf", f"rollout_backend={cfg.rollout_backend}"),
+            (cfg.rollout_backend == "vllm", "rollout_backend=vllm (use hf or ray)"),
         ):
             if bad:
                 raise ConfigError(

@@ -247,6 +247,11 @@ class GRPOTrainer:
         if env_id:
             cfg = replace(cfg, env_id=env_id)
         self.rank, self.world = dist_info()
+        if cfg.rollout_backend == "ray" and cfg.dynamic_sampling and self.world > 1:
+            raise ConfigError(
+                "config field 'dynamic_sampling' with rollout_backend=ray and several trainer processes is not "
+                "supported (ranks would need different numbers of rollout rounds); set dynamic_sampling=false"
+            )
         if self.rank > 0:
             cfg = replace(
                 cfg,
@@ -272,10 +277,18 @@ class GRPOTrainer:
         self.ref_model = ref_model
         if cfg.kl_beta > 0 and self.ref_model is None:
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        # rollout_backend=ray: one rollout service for every rank, driven by rank 0 (the other ranks get their
+        # episodes from it, `_from_rank0`); built before FSDP shards the model, which its workers copy
+        self.ray_backend = cfg.rollout_backend == "ray"
+        if self.ray_backend:
+            if engine is None and self.rank == 0:
+                if not isinstance(policy, torch.nn.Module):  # the workers copy the policy's sampling settings
+                    policy.temperature, policy.max_new_tokens = cfg.temperature, cfg.max_new_tokens
+                engine = self._default_engine()
         self.fsdp = bool(cfg.fsdp) and self.world > 1
         if self.fsdp:
             rollout_policy = self._shard(policy, rollout_policy)
-        if cfg.max_staleness > 0 and rollout_policy is None and engine is None:
+        if cfg.max_staleness > 0 and rollout_policy is None and engine is None and not self.ray_backend:
             if isinstance(policy, torch.nn.Module):
                 raise ConfigError("max_staleness > 0 needs a TokenPolicy (its replica samples) or an engine")
             rollout_policy = policy.replica()  # async: the sampler is not the model being trained
@@ -284,7 +297,9 @@ class GRPOTrainer:
         for p in (policy, rollout_policy):
             if p is not None and not isinstance(p, torch.nn.Module):
                 p.temperature, p.max_new_tokens = cfg.temperature, cfg.max_new_tokens
-        self.engine = engine if engine is not None else self._default_engine()
+        if engine is None and not self.ray_backend:
+            engine = self._default_engine()
+        self.engine = engine  # None on ranks > 0 with rollout_backend=ray
         self.evaluator = evaluator
         self.sync_rollout_weights()
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -352,6 +367,7 @@ class GRPOTrainer:
             self.config.env_id,
             env_kwargs=self.config.env_kwargs,
             num_envs=self.config.num_envs,
+            env_backend=self.config.env_backend,
         )
 
     def _shard(self, policy: Any, rollout_policy: Any) -> Any:
@@ -365,7 +381,7 @@ class GRPOTrainer:
                 f"fsdp with rollout_strategy={self.config.rollout_strategy} is not supported (the strategy runs "
                 "forward passes of the trained model during rollouts)"
             )
-        if rollout_policy is None:
+        if rollout_policy is None and not self.ray_backend:  # Ray workers hold the unsharded copies
             if isinstance(policy, torch.nn.Module):
                 raise ConfigError(
                     "fsdp needs an unsharded policy for rollouts: pass rollout_policy=..., or a TokenPolicy with "
@@ -388,11 +404,14 @@ class GRPOTrainer:
 
     def sync_rollout_weights(self) -> float:
         """Copy the trained weights into the rollout policy (when there is one; with rollout_backend=ray, into every
-        rollout worker). Returns the seconds it took."""
+        rollout worker: rank 0 broadcasts them, after the FSDP full-state gather every rank takes part in). Returns
+        the seconds it took."""
         if self.rollout_policy is None and self.config.rollout_backend != "ray":
             return 0.0
         t0 = time.perf_counter()
-        weights = self._full_state() if self.fsdp else self.model
+        weights = self._full_state() if self.fsdp else self.model  # under FSDP a collective of every rank
+        if self.engine is None:  # rollout_backend=ray, rank > 0: rank 0 sends the (equal) weights
+            return time.perf_counter() - t0
         # through the rollout engine when it can: it also drops the KV caches kept for the old weights
         if callable(getattr(self.engine, "update_policy", None)):
             self.engine.update_policy(weights)
@@ -428,25 +447,60 @@ class GRPOTrainer:
         max_turns = max_turns if max_turns is not None else self.config.max_turns
         return int(max_turns) if max_turns is not None else None
 
-    def _request(self, step: int, round_: int) -> tuple[dict[str, Any], int]:
-        """The reset options and the rollout seed of step `step`'s round `round_` (the same in sync and async mode)."""
+    def _request(self, step: int, round_: int, rank: int | None = None) -> tuple[dict[str, Any], int]:
+        """The reset options and the rollout seed of step `step`'s round `round_` for `rank` (default: this one's);
+        the same in sync and async mode and with every rollout backend."""
         cfg = self.config
         max_turns = self.step_max_turns(step)
         options: dict[str, Any] = {"max_turns": max_turns} if max_turns is not None else {}
-        return options, cfg.seed * 1_000_003 + step * 1000 + round_ * 100 + self.rank * 100_003
+        rank = self.rank if rank is None else rank
+        return options, cfg.seed * 1_000_003 + step * 1000 + round_ * 100 + rank * 100_003
+
+    def _rank_requests(self, tasks: list[str], step: int, round_: int) -> list[dict[str, Any]]:
+        """Every rank's `collect()` request for the tasks all ranks drew (`tasks`, split rank::world as each rank
+        splits them), each with its rank's seed: what each rank's own engine would collect."""
+        cfg = self.config
+        out = []
+        for r in range(self.world):
+            options, seed = self._request(step, round_, r)
+            out.append(
+                dict(
+                    task_ids=tasks[r :: self.world],
+                    group_size=cfg.group_size,
+                    seed=seed,
+                    split=cfg.split,
+                    options=options or None,
+                )
+            )
+        return out
+
+    def _from_rank0(self, parts: list[list[TokenEpisode]] | None) -> list[TokenEpisode]:
+        """Rank r's episodes out of rank 0's one list per rank (rollout_backend=ray with several ranks): a scatter
+        over the default group (pickled episodes)."""
+        got: list[Any] = [None]
+        torch.distributed.scatter_object_list(got, parts if self.rank == 0 else None, src=0)
+        return got[0]
 
     def _async_batch(self) -> list[TokenEpisode]:
         """The next batch of the background stream (`max_staleness` > 0), opened at the first call."""
-        if self._stream is None:
-            if not callable(getattr(self.engine, "stream", None)):
-                raise ConfigError(
-                    f"max_staleness > 0 needs a rollout engine with stream() (RolloutEngine); "
-                    f"{type(self.engine).__name__} has none"
+        if self.engine is None:  # rollout_backend=ray, rank > 0: rank 0's stream reads the tasks
+            self.tasks.take(self.config.tasks_per_step * self.world)
+            eps = self._from_rank0(None)
+        else:
+            if self._stream is None:
+                if not callable(getattr(self.engine, "stream", None)):
+                    raise ConfigError(
+                        f"max_staleness > 0 needs a rollout engine with stream() (RolloutEngine, RayRolloutEngine); "
+                        f"{type(self.engine).__name__} has none"
+                    )
+                self._consumed_position = self.tasks.position
+                self._stream = self.engine.stream(
+                    self._async_requests(), max_staleness=self.config.max_staleness
                 )
-            self._consumed_position = self.tasks.position
-            self._stream = self.engine.stream(self._async_requests(), max_staleness=self.config.max_staleness)
-        eps = next(self._stream)
-        self._consumed_position = self._read_ahead.pop(0)
+            eps = next(self._stream)
+            self._consumed_position = self._read_ahead.pop(0)
+            if self._shared_service:
+                eps = self._from_rank0(eps)
         for ep in eps:
             ep.group = (0, ep.group)
         return eps
@@ -457,11 +511,22 @@ class GRPOTrainer:
         cfg = self.config
         step = self.step
         while True:
-            tasks = self.tasks.take(cfg.tasks_per_step * self.world)[self.rank :: self.world]
+            drawn = self.tasks.take(cfg.tasks_per_step * self.world)
             self._read_ahead.append(self.tasks.position)
-            options, seed = self._request(step, 0)
-            yield dict(task_ids=tasks, group_size=cfg.group_size, seed=seed, split=cfg.split, options=options)
+            if self._shared_service:  # rank 0 collects every rank's share in one batch
+                yield {"requests": self._rank_requests(drawn, step, 0)}
+            else:
+                options, seed = self._request(step, 0)
+                tasks = drawn[self.rank :: self.world]
+                yield dict(
+                    task_ids=tasks, group_size=cfg.group_size, seed=seed, split=cfg.split, options=options
+                )
             step += 1
+
+    @property
+    def _shared_service(self) -> bool:
+        """rollout_backend=ray with several ranks: rank 0's engine collects for every rank."""
+        return self.ray_backend and self.world > 1
 
     def close_stream(self) -> None:
         """Stop the background rollouts (async mode); the task position goes back to the consumed batches'."""
@@ -478,6 +543,18 @@ class GRPOTrainer:
         with torch.no_grad():
             eps = self.strategy.collect(task_ids, cfg.group_size, seed, cfg.split, options)
         # make group ids unique across rounds (the engine numbers groups from 0 per call)
+        for ep in eps:
+            ep.group = (round_, ep.group)
+        return eps
+
+    def _collect_shared(self, tasks: list[str], round_: int) -> list[TokenEpisode]:
+        """rollout_backend=ray with several ranks: rank 0 collects every rank's share of `tasks` (all ranks drew
+        them) in one `collect_many` over the Ray workers and scatters them; each rank gets the episodes its own
+        engine would have collected (same tasks, seeds and options)."""
+        parts = None
+        if self.rank == 0:
+            parts = self.engine.collect_many(self._rank_requests(tasks, self.step, round_))
+        eps = self._from_rank0(parts)
         for ep in eps:
             ep.group = (round_, ep.group)
         return eps
@@ -515,6 +592,8 @@ class GRPOTrainer:
                 break
             if cfg.max_staleness > 0:
                 eps = self._async_batch()
+            elif self._shared_service:
+                eps = self._collect_shared(self.tasks.take(needed * self.world), r)
             else:
                 tasks = self.tasks.take(needed * self.world)[self.rank :: self.world]
                 eps = self._collect(tasks, r)

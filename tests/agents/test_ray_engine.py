@@ -155,9 +155,28 @@ def test_config_fields_are_checked():
         (["rollout_backend=rays"], "rollout_backend"),
         (["rollout_backend=ray", "rollout_strategy=arpo", "group_size=2"], "rollout_strategy"),
         (["rollout_backend=ray", "lora_r=8"], "lora_r"),
+        (["env_backend=docker"], "env_backend"),
+        (["rollout_backend=vllm", "max_staleness=1"], "max_staleness"),
+        (["rollout_backend=ray", "max_staleness=1", "fsdp=true"], "max_staleness"),
+        (["rollout_backend=ray", "tis_cap=2", "fsdp=true"], "tis_cap"),
     ):
         with pytest.raises(ConfigError, match=field):
             load_config(GRPOConfig, None, bad)
+    # async rollouts and truncated IS on the Ray backend, env actors: accepted
+    cfg = load_config(
+        GRPOConfig, None, ["rollout_backend=ray", "max_staleness=2", "tis_cap=2", "env_backend=ray"]
+    )
+    assert (cfg.max_staleness, cfg.tis_cap, cfg.env_backend) == (2, 2.0, "ray")
+
+
+def test_ray_backend_with_several_ranks_refuses_dynamic_sampling(monkeypatch):
+    from turngym.trainers import grpo
+    from turngym.trainers.config import GRPOConfig
+
+    monkeypatch.setattr(grpo, "dist_info", lambda: (1, 2))  # refused before any collective
+    cfg = GRPOConfig(env_id=ENV, rollout_backend="ray", dynamic_sampling=True, group_size=2)
+    with pytest.raises(ConfigError, match="dynamic_sampling"):
+        grpo.GRPOTrainer(tiny_policy(), config=cfg)
 
 
 def test_cli_trains_a_step_with_ray_rollouts(tmp_path):
@@ -195,3 +214,284 @@ def test_cli_trains_a_step_with_ray_rollouts(tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1]
     assert rows[0]["weight_sync_s"] > 0  # the update went to the workers
+
+
+# ---- async: the Ray engine's stream ------------------------------------------------------------------------------
+def spec(seed, n_tasks=2, group_size=2):
+    return {"task_ids": n_tasks, "group_size": group_size, "seed": seed}
+
+
+def test_stream_with_staleness_0_equals_synchronous_collect(ray_local):
+    policy = tiny_policy(max_new_tokens=8)
+    trained = trained_copy(policy.model)
+    with ray_engine(policy) as eng:
+        with eng.stream([spec(11), spec(12)], max_staleness=0) as stream:
+            first = next(stream)
+            time.sleep(0.5)  # batch 1 may not start before the update (k = 0)
+            assert eng.update_policy(trained) == 1
+            second = next(stream)
+            with pytest.raises(StopIteration):
+                next(stream)
+        assert eng._stream is None
+    assert all(e.meta["policy_versions"] == [0] * len(e.rewards) for e in first)
+    assert all(e.meta["policy_versions"] == [1] * len(e.rewards) for e in second)
+    assert all(e.meta["staleness"] == 0 for e in first + second)
+    assert_same_episodes(first, local_episodes(policy, 2, 2, 11))
+    policy.load_weights(trained)
+    assert_same_episodes(second, local_episodes(policy, 2, 2, 12))
+
+
+def test_stream_staleness_stays_within_k_while_updates_land_mid_batch(ray_local):
+    """k = 1: batch i+1 runs while the consumer trains on batch i and updates the weights (the broadcast reaches
+    workers in the middle of a `run`); every episode of batch i is at most 1 version old when handed out, its
+    per-turn versions never go back, and the workers end on the last weights."""
+    policy = tiny_policy(max_new_tokens=8)
+    models = [policy.model]
+    for s in range(4):
+        models.append(trained_copy(models[-1], seed=s + 2))
+    seen = []
+    with ray_engine(policy) as eng:
+        with eng.stream((spec(20 + i, n_tasks=4) for i in range(4)), max_staleness=1) as stream:
+            for i, batch in enumerate(stream):
+                assert eng.policy_version == i
+                seen.append(batch)
+                time.sleep(0.3)  # "training": batch i+1 is running meanwhile
+                assert eng.update_policy(models[i + 1]) == i + 1
+        assert eng.checksums() == [checksum(models[4].state_dict())] * 2
+        assert [i["version"] for i in eng.worker_info()] == [4, 4]
+    assert len(seen) == 4 and all(len(b) == 8 for b in seen)
+    for i, batch in enumerate(seen):
+        for ep in batch:
+            versions = ep.meta["policy_versions"]
+            assert versions == sorted(versions) and len(versions) == len(ep.rewards)
+            assert i - 1 <= min(versions) and max(versions) <= i  # sampled by version i-1 or i
+            assert ep.meta["staleness"] == i - min(versions) <= 1
+    mixed = sum(len(set(ep.meta["policy_versions"])) > 1 for b in seen for ep in b)
+    print(f"episodes sampled across an update: {mixed} of 32")
+
+
+def test_stream_close_aborts_the_batch_in_flight(ray_local):
+    policy = tiny_policy(max_new_tokens=8)
+    with ray_engine(policy) as eng:
+        stream = eng.stream((spec(30 + i, n_tasks=6) for i in range(100)), max_staleness=3)
+        next(stream)
+        t0 = time.monotonic()
+        stream.close()  # batches 1.. run or wait; close stops them without waiting for a batch to finish
+        closed_s = time.monotonic() - t0
+        got = eng.collect(2, group_size=2, seed=5)  # the engine works on after the stream
+    assert closed_s < 20
+    assert_same_episodes(got, local_episodes(policy, 2, 2, 5))
+
+
+def test_trainer_trains_async_on_ray_workers(ray_local, tmp_path):
+    from turngym.trainers.callbacks import Callback
+    from turngym.trainers.config import GRPOConfig
+    from turngym.trainers.grpo import GRPOTrainer
+
+    class Lags(Callback):
+        def __init__(self):
+            self.batches = []
+
+        def on_rollouts(self, trainer, episodes):
+            self.batches.append([(ep.meta["staleness"], ep.meta["policy_versions"]) for ep in episodes])
+
+    cfg = GRPOConfig(
+        env_id=ENV, model="tiny", steps=3, tasks_per_step=2, group_size=2, max_new_tokens=6, max_turns=2,
+        num_envs=2, lr=1e-2, entropy_coef=0.1, mini_batch_size=4, micro_batch_size=4, save_every=0,
+        rollout_backend="ray", rollout_workers=2, max_staleness=1, tis_cap=2.0,
+        output_dir=str(tmp_path / "run"), progress=False, tensorboard=False, plot=False,
+    )  # fmt: skip
+    lags = Lags()
+    trainer = GRPOTrainer(tiny_policy(max_new_tokens=6), config=cfg, callbacks=[lags])
+    assert trainer.rollout_policy is None  # the workers sample; no replica in this process
+    try:
+        recs = trainer.train()
+        assert trainer.engine._stream is None  # closed with training
+        assert trainer.engine.checksums() == [checksum(trainer.model.state_dict())] * 2
+        assert trainer.engine.policy_version == 4  # the start, then one per step
+    finally:
+        trainer.engine.close()
+    assert [r["step"] for r in recs] == [1, 2, 3]
+    for r in recs:
+        assert 0.0 <= r["staleness"] <= 1.0
+        assert r["tis_mismatch"] >= 0.0 and 0.0 <= r["tis_clipped_share"] <= 1.0
+        assert r["weight_sync_s"] > 0
+    for step, batch in enumerate(lags.batches):
+        for lag, versions in batch:
+            assert (
+                lag <= 1 and min(versions) >= step
+            )  # version 1 is the start's sync (step 0 -> version >= 1 - 1)
+    assert not [t for t in threading.enumerate() if t.name == "turngym-rollout-stream"]
+
+
+# ---- placement as config: the example YAML, and 2 trainer ranks with one rollout service --------------------------
+EXAMPLE = ROOT / "examples" / "scale_out_local.yaml"
+FAST = ["progress=false", "plot=false", "tensorboard=false", "save_every=0"]
+
+PROBE = '''
+import json
+from pathlib import Path
+
+from turngym.agents.weight_sync import checksum
+from turngym.trainers.callbacks import Callback, register_callback
+
+
+@register_callback("ray_probe")
+class RayProbe(Callback):
+    """Per rank: each step's episodes and losses, the trainer's and (rank 0) every rollout worker's weight checksum
+    after each sync."""
+
+    def __init__(self):
+        self.rows, self.syncs = [], []
+
+    def _sync(self, trainer, step):
+        workers = trainer.engine.checksums() if hasattr(trainer.engine, "checksums") else None
+        mine = checksum(trainer._full_state())  # under FSDP a gather every rank takes part in
+        self.syncs.append({"step": step, "trainer": mine, "workers": workers})
+
+    def on_train_begin(self, trainer):
+        self._sync(trainer, 0)
+
+    def on_rollouts(self, trainer, episodes):
+        self.rows.append({
+            "step": trainer.step,
+            "tasks": [e.task_id for e in episodes],
+            "ids": [e.input_ids for e in episodes],
+            "logprobs": [e.logprobs for e in episodes],
+            "versions": [e.meta["policy_versions"] for e in episodes],
+            "staleness": [e.meta.get("staleness", 0) for e in episodes],
+        })
+
+    def on_step_end(self, trainer, stats):
+        self._sync(trainer, trainer.step)
+
+    def on_train_end(self, trainer):
+        out = {"rank": trainer.rank, "world": trainer.world, "rows": self.rows, "syncs": self.syncs}
+        (Path(trainer.out) / "probe.json").write_text(json.dumps(out))
+'''
+
+
+def run_cli(args, nproc=1, timeout=420):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "turngym.cli"]
+    if nproc > 1:
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+        ]
+        launcher += ["-m", "turngym.cli"]
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [*launcher, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
+    return time.monotonic() - t0
+
+
+def metrics(folder):
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_example_yaml_runs_async_on_ray_workers(tmp_path):
+    out = tmp_path / "run"
+    secs = run_cli(["train", "--config", str(EXAMPLE), "steps=2", f"output_dir={out}", *FAST])
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:  # max_staleness=1, tis_cap=2 from the YAML
+        assert 0.0 <= r["staleness"] <= 1.0 and "tis_mismatch" in r and "tis_clipped_share" in r
+        assert r["weight_sync_s"] > 0
+    print(f"example YAML, 1 trainer process, 2 steps: {secs:.1f} s")
+
+
+def test_two_trainer_ranks_with_ray_rollout_workers_match_hf_ranks(tmp_path):
+    """torchrun, 2 gloo ranks + 2 Ray rollout workers (rank 0 drives them for both ranks), synchronous: after every
+    sync each worker's weights equal the trainer's; each rank's episodes and losses equal those of the same run with
+    rollout_backend=hf (each rank generating with its own model copy)."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    common = [
+        "train",
+        "--config",
+        str(EXAMPLE),
+        "steps=2",
+        "max_staleness=0",
+        "tis_cap=0",
+        f"plugins=[{probe}]",
+    ]
+    common += ["callbacks=[{name: ray_probe}]", *FAST]
+    secs = {}
+    for backend in ("ray", "hf"):
+        secs[backend] = run_cli(
+            [*common, f"rollout_backend={backend}", f"output_dir={tmp_path / backend}"], nproc=2
+        )
+    print(f"2 ranks x 2 steps: ray {secs['ray']:.1f} s, hf {secs['hf']:.1f} s")
+    for rank, sub in ((0, ""), (1, "rank1")):
+        ray_p = json.loads((tmp_path / "ray" / sub / "probe.json").read_text())
+        hf_p = json.loads((tmp_path / "hf" / sub / "probe.json").read_text())
+        assert ray_p["rank"] == rank and ray_p["world"] == 2
+        # the same episodes on each rank: tasks, token ids exactly, log-probs up to batch-composition rounding
+        assert [r["tasks"] for r in ray_p["rows"]] == [r["tasks"] for r in hf_p["rows"]]
+        assert [r["ids"] for r in ray_p["rows"]] == [r["ids"] for r in hf_p["rows"]]
+        for a, b in zip(ray_p["rows"], hf_p["rows"]):
+            for la, lb in zip(a["logprobs"], b["logprobs"]):
+                assert torch.allclose(torch.tensor(la), torch.tensor(lb), atol=1e-5)
+        # after every sync (the start and each step): every worker holds the trainer's weights (rank 0 asks them)
+        for s in ray_p["syncs"]:
+            if rank == 0:
+                assert s["workers"] == [s["trainer"]] * 2, s["step"]
+            else:
+                assert s["workers"] is None
+        # ranks train the same weights (data parallel)
+        rank0 = json.loads((tmp_path / "ray" / "probe.json").read_text())
+        assert [s["trainer"] for s in ray_p["syncs"]] == [s["trainer"] for s in rank0["syncs"]]
+        # the losses: equal up to the rounding of the recorded log-probs (the PPO ratio's denominator)
+        m_ray, m_hf = metrics(tmp_path / "ray" / sub), metrics(tmp_path / "hf" / sub)
+        assert [r["step"] for r in m_ray] == [1, 2]
+        for a, b in zip(m_ray, m_hf):
+            for key in ("reward", "pg_loss", "grad_norm", "entropy"):
+                assert a[key] == pytest.approx(b[key], abs=1e-4, rel=1e-4), (rank, a["step"], key)
+
+
+def test_two_trainer_ranks_async_and_fsdp_with_ray_workers(tmp_path):
+    """The example YAML under torchrun (2 gloo ranks): async (max_staleness 1, tis_cap 2) with rank 0's stream
+    collecting both ranks' batches, and synchronous FSDP (rank 0 sends the full state every rank gathers): staleness
+    within the bound on both ranks, every worker on the trainer's weights after every sync."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    common = [
+        "train",
+        "--config",
+        str(EXAMPLE),
+        "steps=2",
+        f"plugins=[{probe}]",
+        "callbacks=[{name: ray_probe}]",
+    ]
+    common += FAST
+    secs = {}
+    secs["async"] = run_cli([*common, f"output_dir={tmp_path / 'async'}"], nproc=2)
+    secs["fsdp"] = run_cli(
+        [*common, "fsdp=true", "max_staleness=0", "tis_cap=0", f"output_dir={tmp_path / 'fsdp'}"], nproc=2
+    )
+    print(f"2 ranks x 2 steps: async {secs['async']:.1f} s, fsdp {secs['fsdp']:.1f} s")
+    for run in ("async", "fsdp"):
+        probes = [json.loads((tmp_path / run / sub / "probe.json").read_text()) for sub in ("", "rank1")]
+        assert [p["rank"] for p in probes] == [0, 1]
+        for s in probes[0]["syncs"]:
+            assert s["workers"] == [s["trainer"]] * 2, (run, s["step"])
+        assert [s["trainer"] for s in probes[0]["syncs"]] == [s["trainer"] for s in probes[1]["syncs"]]
+        # each rank got its own share of the step's tasks (4 drawn, split rank::2), 2 episodes per task
+        for step in range(2):
+            t0, t1 = (p["rows"][step]["tasks"] for p in probes)
+            assert len(t0) == len(t1) == 4
+        for p in probes:
+            rows = metrics(tmp_path / run / ("" if p["rank"] == 0 else "rank1"))
+            assert [r["step"] for r in rows] == [1, 2]
+            if run == "async":
+                assert all(0.0 <= r["staleness"] <= 1.0 and "tis_clipped_share" in r for r in rows)
+                for step, row in enumerate(p["rows"]):
+                    # version 1 = the start's sync; batch `step` is sampled by versions >= step (at most 1 old)
+                    assert all(lag <= 1 for lag in row["staleness"])
+                    assert all(min(v) >= step for v in row["versions"])
