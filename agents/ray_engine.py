@@ -24,6 +24,18 @@ the restarted worker receives the current weights from a surviving worker under 
 worker's whole share is played again; its episodes are seeded, so the re-run gives the same episodes, and each plan
 index is filled exactly once. A worker that does not come back raises `WorkerError`; a death during `update_policy`
 fails that call (its recovery is not written).
+
+Async (`stream(batches, max_staleness)`, `turngym.agents.stream.CollectStream`): a driver thread keeps one collect in
+flight, batch i starting once `policy_version >= v0 + i - max_staleness`, while the trainer calls `update_policy`
+from its own thread. The workers are threaded actors (`max_concurrency=4`): a `run` occupies one actor thread, the
+weight group's `join`/`sync` (and `info`, `abort`) run in another, so every worker enters the broadcast while its
+`run` goes on; `RolloutEngine.update_policy` then waits for the running generation turn and the next turn samples
+from the new weights (each turn's version recorded). Group changes (an update, a restarted worker's recovery) hold
+one driver-side lock. Closing the stream aborts the batch in flight (`abort(run_id)`: the workers end it after their
+current turn).
+
+Several trainer ranks (`collect_many`): one round plays several `collect` requests (each rank's share of a step with
+that rank's seed); `GRPOTrainer` calls it on rank 0 and scatters the episodes to the ranks.
 """
 
 from __future__ import annotations
@@ -54,6 +66,7 @@ from turngym.optional import require
 log = logging.getLogger(__name__)
 
 SYNC_BACKENDS = ("auto", "gloo", "nccl")
+ENV_ACTOR_CPUS = 0.25  # what `remote.RayEnv` reserves per env actor
 
 
 @dataclass
@@ -266,6 +279,17 @@ class RayRolloutEngine:
             "max_episode_tokens": max_episode_tokens,
             "env_backend": env_backend,
         }
+        if (
+            env_backend == "ray"
+        ):  # env actors are placed after the workers: a full cluster leaves them pending
+            need = num_workers * (worker_cpus + ENV_ACTOR_CPUS * num_envs)
+            have = self._ray.cluster_resources().get("CPU", 0.0)
+            if need > have:
+                log.warning(
+                    "rollout workers with env_backend='ray' need %.2f CPUs in Ray (%d x (%.2f + %d env actors x %.2f)),"
+                    " the cluster has %.2f: env actors will wait for resources (lower worker_cpus/num_envs)",
+                    need, num_workers, worker_cpus, num_envs, ENV_ACTOR_CPUS, have,
+                )  # fmt: skip
         # the model (source=None) goes into the object store once; each worker reads it from there
         model = None
         if spec.model is not None:
@@ -570,7 +594,7 @@ class RayRolloutEngine:
 
 def from_config(policy: Any, cfg: Any) -> RayRolloutEngine:
     """The engine of `rollout_backend: ray` for a trainer config (reads env_id, env_kwargs, num_envs, env_backend,
-    model, rollout_workers, rollout_worker_gpus, ray_address): workers load `cfg.model` when it is set (each builds
+    model, rollout_workers, rollout_worker_cpus, rollout_worker_gpus, ray_address): workers load `cfg.model` when it is set (each builds
     its own copy), else copy the policy's model through the object store. With several trainer ranks only rank 0
     builds it (`GRPOTrainer`)."""
     return RayRolloutEngine(
@@ -579,6 +603,7 @@ def from_config(policy: Any, cfg: Any) -> RayRolloutEngine:
         env_kwargs=cfg.env_kwargs,
         num_envs=cfg.num_envs,
         num_workers=cfg.rollout_workers,
+        worker_cpus=cfg.rollout_worker_cpus,
         worker_gpus=cfg.rollout_worker_gpus,
         address=cfg.ray_address,
         env_backend=cfg.env_backend,

@@ -19,6 +19,9 @@ updates therefore holds only turns sampled from versions >= v0 + i - max_stalene
 take the same lock, so each turn is sampled from one set of weights, and its recorded log-probs are exactly those of
 the weights that sampled it (`meta["policy_versions"]` says which, per turn). When a batch is handed out,
 `meta["staleness"] = policy_version - meta["policy_version"]` (the oldest version in the episode).
+
+`CollectStream` applies the same rule to an engine whose rollouts run elsewhere (`RayRolloutEngine.stream`): its
+thread calls the engine's collect once per batch, one batch in flight, instead of the in-process slot loop.
 """
 
 from __future__ import annotations
@@ -205,6 +208,8 @@ class CollectStream(RolloutStream):
     def _produce(self) -> None:
         t0 = time.perf_counter()
         batches, episodes = 0, 0
+        # a request is read before it may start (a finite list ends at once, not at the next update); the trainer's
+        # read-ahead position is reset to the consumed batches' when the stream closes
         for i, spec in enumerate(self._specs):
             while not self._allowed(i):
                 if self._stop.wait(0.02):

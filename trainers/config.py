@@ -161,11 +161,17 @@ class GRPOConfig(OptimConfig, RunConfig):
         "who generates the rollouts: 'hf' = the trained model itself; 'vllm' = a vLLM engine over the same "
         "checkpoint, its weights synced from the trained model after every update; 'ray' = rollout_workers Ray "
         "actors, each a rollout engine with num_envs env slots over its own copy of the model, weights broadcast "
-        "after every update (docs/scale-out.md)",
+        "after every update; under torchrun rank 0 drives them for every rank (docs/scale-out.md)",
         _SCALE,
     )
     rollout_workers: int = _f(
         2, "rollout_backend=ray: Ray actors collecting rollouts (each builds its model from `model`)", _SCALE
+    )
+    rollout_worker_cpus: float = _f(
+        1.0,
+        "rollout_backend=ray: Ray CPUs reserved per worker (with env_backend=ray leave 0.25 per env slot free: "
+        "rollout_workers x (rollout_worker_cpus + 0.25 num_envs) <= the cluster's CPUs)",
+        _SCALE,
     )
     rollout_worker_gpus: float = _f(
         0.0,
@@ -189,8 +195,8 @@ class GRPOConfig(OptimConfig, RunConfig):
         0,
         "async rollouts: 0 = synchronous (collect, then train); k >= 1 = the next steps' rollouts run in a background "
         "thread while this step trains (the engine's RolloutStream), each batch at most k policy versions old; the "
-        "sampler is a separate copy of the policy (replica() when no rollout policy is given), synced after every "
-        "update; pair it with tis_cap",
+        "sampler is a separate copy of the policy (replica() when no rollout policy is given; with rollout_backend=ray "
+        "the Ray workers), synced after every update; pair it with tis_cap",
         _SCALE,
     )
     tis_cap: float = _f(
@@ -422,6 +428,8 @@ def _check_ray(cfg: GRPOConfig) -> None:
     n = cfg.rollout_workers
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"config field 'rollout_workers' must be an integer >= 1, got {n!r}")
+    if not cfg.rollout_worker_cpus >= 0:
+        raise ConfigError(f"config field 'rollout_worker_cpus' must be >= 0, got {cfg.rollout_worker_cpus}")
     if not cfg.rollout_worker_gpus >= 0:
         raise ConfigError(f"config field 'rollout_worker_gpus' must be >= 0, got {cfg.rollout_worker_gpus}")
     if cfg.ray_address is not None and (not isinstance(cfg.ray_address, str) or not cfg.ray_address.strip()):

@@ -225,6 +225,9 @@ class GRPOTrainer:
     full by every rank and split rank::world, so positions stay equal and resumable), and gradients are averaged
     across ranks before each optimizer step (ranks with fewer mini-batches contribute zero gradients, so no rank
     waits forever). Rank 0 writes to `output_dir`; rank r > 0 to `output_dir/rank<r>` without progress bar or plots.
+    With `rollout_backend: ray` the ranks share one rollout service: rank 0 builds the `RayRolloutEngine`, collects
+    every rank's share (its tasks, seed and options, as the rank's own engine would) and scatters the episodes, and
+    sends the weights to the workers after each update (`_collect_shared`, `_from_rank0`, `sync_rollout_weights`).
     """
 
     def __init__(
@@ -281,6 +284,11 @@ class GRPOTrainer:
         # episodes from it, `_from_rank0`); built before FSDP shards the model, which its workers copy
         self.ray_backend = cfg.rollout_backend == "ray"
         if self.ray_backend:
+            if self.rank > 0 and engine is not None:
+                log.warning(
+                    "rollout_backend=ray: rank %d ignores its engine (rank 0's collects for all)", self.rank
+                )
+                engine = None
             if engine is None and self.rank == 0:
                 if not isinstance(policy, torch.nn.Module):  # the workers copy the policy's sampling settings
                     policy.temperature, policy.max_new_tokens = cfg.temperature, cfg.max_new_tokens

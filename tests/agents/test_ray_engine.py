@@ -152,6 +152,7 @@ def test_config_fields_are_checked():
         (["rollout_workers=1.5"], "rollout_workers"),
         (['ray_address=""'], "ray_address"),
         (["rollout_worker_gpus=-1"], "rollout_worker_gpus"),
+        (["rollout_worker_cpus=-0.5"], "rollout_worker_cpus"),
         (["rollout_backend=rays"], "rollout_backend"),
         (["rollout_backend=ray", "rollout_strategy=arpo", "group_size=2"], "rollout_strategy"),
         (["rollout_backend=ray", "lora_r=8"], "lora_r"),
@@ -214,6 +215,16 @@ def test_cli_trains_a_step_with_ray_rollouts(tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1]
     assert rows[0]["weight_sync_s"] > 0  # the update went to the workers
+
+
+def test_workers_with_env_actors_give_the_same_episodes(ray_local):
+    """env_backend='ray' inside rollout workers: each worker's 2 env slots are env actors of their own (2 x (0.5 +
+    2 x 0.25) = 2 CPUs of the 2-CPU cluster); the episodes are those of one local engine."""
+    policy = tiny_policy(max_new_tokens=8)
+    with ray_engine(policy, worker_cpus=0.5, env_backend="ray") as eng:
+        got = eng.collect(2, group_size=2, seed=7)
+        assert ray_local.available_resources().get("CPU", 0.0) < 1e-6  # 4 env actors hold the other CPU
+    assert_same_episodes(got, local_episodes(policy, 2, 2, 7))
 
 
 # ---- async: the Ray engine's stream ------------------------------------------------------------------------------
