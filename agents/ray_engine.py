@@ -21,9 +21,12 @@ them and publishes the same new version, which its episodes record (`meta["polic
 Faults: workers are Ray actors with `max_restarts`. When one dies during `collect`, Ray restarts it (its
 constructor runs again); once the call's other shares are back, the group is formed again with the new process,
 the restarted worker receives the current weights from a surviving worker under the current version, and the dead
-worker's whole share is played again; its episodes are seeded, so the re-run gives the same episodes, and each plan
-index is filled exactly once. A worker that does not come back raises `WorkerError`; a death during `update_policy`
-fails that call (its recovery is not written).
+worker's whole share is played again; its episodes are seeded, so the re-run gives the same episodes (marked
+`meta["rerun"]`), and each plan index is filled exactly once. A worker that dies during `update_policy` (likely in
+async mode, where updates overlap collects) fails the broadcast; the call waits for the restart, forms the group
+again and sends the weights again. A `run` reaching a restarted worker that has not got the weights back yet plays
+nothing (it checks the version) and its share runs after the recovery. A worker that does not come back raises
+`WorkerError`.
 
 Async (`stream(batches, max_staleness)`, `turngym.agents.stream.CollectStream`): a driver thread keeps one collect in
 flight, batch i starting once `policy_version >= v0 + i - max_staleness`, while the trainer calls `update_policy`
@@ -135,6 +138,7 @@ class _RolloutWorker:
         policy.model.to(device)  # "cuda": the GPU Ray gave this actor (worker_gpus > 0)
         self.engine = RolloutEngine(policy, on_episode=self._count, **engine_kwargs)
         self.done = 0  # episodes finished in the running `run`
+        self.running = 0  # the id of the running `run` (0: none)
         self.group: Any = None
         self.rank = -1
         self.stops: dict[
@@ -145,22 +149,31 @@ class _RolloutWorker:
         self.done += 1
 
     def info(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "done": self.done, "version": self.engine.policy_version}
+        return {
+            "pid": os.getpid(),
+            "done": self.done,
+            "version": self.engine.policy_version,
+            "running": self.running,
+        }
 
     def plan(self, *args: Any) -> tuple[list[tuple[int, int, str]], dict[str, Any]]:
         return self.engine.plan(*args)
 
     def run(
-        self, parts: list[tuple[list[tuple[int, int, str]], int, dict]], run_id: int = 0
-    ) -> tuple[list, dict]:
+        self, parts: list[tuple[list[tuple[int, int, str]], int, dict]], run_id: int = 0, min_version: int = 0
+    ) -> tuple[list | None, dict]:
         """Play `parts` (`RolloutEngine.run_plans`); `abort(run_id)` (before or during the run) ends it after the
-        current turn with the episodes finished by then."""
-        self.done = 0
+        current turn with the episodes finished by then. A worker below `min_version` (restarted, its weights not
+        yet given back) plays nothing and returns `(None, {"stale_version": its version})`."""
+        if self.engine.policy_version < min_version:
+            return None, {"stale_version": self.engine.policy_version}
+        self.done, self.running = 0, run_id
         stop = self.stops.setdefault(run_id, threading.Event())
         try:
             return self.engine.run_plans(parts, stop), dict(self.engine.stats)
         finally:
             self.stops.pop(run_id, None)
+            self.running = 0
 
     def abort(self, run_id: int) -> None:
         self.stops.setdefault(run_id, threading.Event()).set()
@@ -311,7 +324,8 @@ class RayRolloutEngine:
         self._group: Any = None
         self._generation = 0
         self._meta: list | None = None
-        self.restarts = 0  # worker deaths recovered from
+        self.restarts = 0  # worker restarts seen (a new process in a worker's place)
+        self._pids: list[int] = [i["pid"] for i in self.worker_info()]  # the process each worker runs in
         self.stats: dict[str, float] = {}
         self._lock = threading.RLock()  # the weight group and the version: update_policy and recovery
         self._run_id = 0
@@ -346,17 +360,68 @@ class RayRolloutEngine:
         with self._lock:
             version = self._version + 1
             if model is None:
-                self._ray.get([w.bump.remote(version) for w in self.workers])
+                self._bump(version)
             else:
                 state = model.state_dict() if hasattr(model, "state_dict") else dict(model)
                 meta = state_meta(state)
-                if self._group is None or meta != self._meta:
-                    self._form_group()
+                if meta != self._meta:
+                    self._group = None
                 self._meta = meta
-                # a worker dying here fails the call (recovery is written for collect only; see docs/scale-out.md)
-                self._broadcast(0, version, set(range(self.num_workers)), state)
+                self._send(version, state)
             self._version = version
         return version
+
+    def _send(self, version: int, state: dict[str, Any] | None) -> None:
+        """Bring every worker to `version`: broadcast `state` from this process to all, or (`state` None, a
+        recovery) from a worker that holds `version` to those that do not. A worker that dies meanwhile (the
+        broadcast fails: gloo reports the lost peer, or Ray the dead actor) is waited for, the group is formed
+        again with its new process, and the broadcast is repeated; `WorkerError` after `max_restarts` tries per
+        worker. Called under the group lock."""
+        tries = self.max_restarts * self.num_workers + 1
+        for attempt in range(tries):
+            try:
+                if attempt > 0 or state is None:
+                    infos = self._wait_alive(range(self.num_workers))
+                    self._note_pids(infos)
+                    if state is None:
+                        load = {w for w, i in enumerate(infos) if i["version"] != version}
+                        if not load:
+                            return
+                        holders = [w for w in range(self.num_workers) if w not in load]
+                        if not holders:
+                            raise WorkerError(
+                                "every rollout worker died after a weight update: no copy of the current weights "
+                                "is left to give them; call update_policy(model) again"
+                            )
+                if self._group is None:
+                    self._form_group()
+                if state is None:
+                    self._broadcast(holders[0] + 1, version, load)
+                else:
+                    self._broadcast(0, version, set(range(self.num_workers)), state)
+                return
+            except WorkerError:
+                raise
+            # gloo's lost peer (RuntimeError), a dead or restarting actor (RayActorError)
+            except Exception as exc:
+                self._group = None  # dropping this process's member ends the survivors' wait in the old group
+                if attempt == tries - 1:
+                    raise WorkerError(
+                        f"weights could not be sent to the rollout workers after {tries} tries: {exc}"
+                    ) from exc
+                log.warning("a rollout worker failed during a weight sync (%s); syncing again", exc)
+
+    def _bump(self, version: int) -> None:
+        """Publish `version` without weights; a worker that died meanwhile is brought back (`_recover`)."""
+        refs = [w.bump.remote(version) for w in self.workers]
+        failed = []
+        for w, ref in enumerate(refs):
+            try:
+                self._ray.get(ref)
+            except self._ray.exceptions.RayActorError:
+                failed.append(w)
+        if failed:
+            self._recover(version)
 
     def _form_group(self) -> None:
         """A new generation of the weight-sync group: this process (rank 0) and every worker (rank w + 1)."""
@@ -450,11 +515,13 @@ class RayRolloutEngine:
         todo = {w: flat[cuts[w] : cuts[w + 1]] for w in range(n) if cuts[w + 1] > cuts[w]}
         done: dict[tuple[int, int], TokenEpisode] = {}
         parts: list[dict[str, float]] = []
-        reruns = 0
+        reruns, rerun = 0, False
         while todo:
             self._run_id += 1
             run_id, shares = self._run_id, {w: _share_parts(share, plans) for w, share in todo.items()}
-            refs = {self.workers[w].run.remote(shares[w][0], run_id): w for w in todo}
+            # a worker below the current version (restarted, not yet given the weights back) plays nothing
+            version = self._version
+            refs = {self.workers[w].run.remote(shares[w][0], run_id, version): w for w in todo}
             failed, aborted = [], False
             while refs:
                 ready, _ = self._ray.wait(
@@ -474,8 +541,17 @@ class RayRolloutEngine:
                         )
                         failed.append(w)
                         continue
+                    if eps is None:
+                        log.warning(
+                            "rollout worker %d is at version %d, not %d (restarted); its share runs once it has "
+                            "the weights", w, stats["stale_version"], version,
+                        )  # fmt: skip
+                        failed.append(w)
+                        continue
                     for r, part in zip(shares[w][1], eps):
                         for ep in part:
+                            if rerun:
+                                ep.meta["rerun"] = True
                             key = (r, ep.meta["index"])
                             if key in done:
                                 raise WorkerError(
@@ -486,7 +562,8 @@ class RayRolloutEngine:
             todo = {w: todo[w] for w in failed}
             if failed:
                 reruns += sum(len(s) for s in todo.values())
-                self._recover(failed)
+                rerun = True
+                self._recover()
             if aborted:
                 return None
         missing = [(r, k) for r, (k, _, _) in flat if (r, k) not in done]
@@ -516,34 +593,46 @@ class RayRolloutEngine:
             except self._ray.exceptions.RayActorError:
                 if attempt == self.max_restarts:
                     raise
-                self._recover([0])
+                self._recover()
         raise AssertionError("unreachable")
 
-    def _recover(self, failed: list[int]) -> None:
-        """Wait for restarted workers; once weights were synced, give them the current weights and version from a
-        surviving worker (the weights of this process may have moved on since). Holds the group lock, so an
-        `update_policy` from another thread runs before or after it, never during."""
+    def _recover(self, version: int | None = None) -> None:
+        """Wait for restarted workers; once weights were synced, give those below the current version the current
+        weights from a worker that holds them (the weights of this process may have moved on since). A worker that
+        an `update_policy` already brought back is left as it is. Holds the group lock, so an `update_policy` from
+        another thread runs before or after it, never during."""
         with self._lock:
-            self.restarts += len(failed)
-            self._wait_alive(failed)
-            if self._version == 0:
-                return  # the restarted workers built the same policy from the spec
-            survivors = [w for w in range(self.num_workers) if w not in failed]
-            if not survivors:
-                raise WorkerError(
-                    "every rollout worker died after a weight update: no copy of the current weights is left to "
-                    "give them; call update_policy(model) again"
-                )
-            self._form_group()
-            self._broadcast(survivors[0] + 1, self._version, set(failed))
+            infos = self._wait_alive(range(self.num_workers))
+            self._note_pids(infos)
+            target = self._version if version is None else version
+            # no weights were ever sent: every worker holds the spec's weights, only versions lag
+            if self._meta is None:
+                lag = [w for w, i in enumerate(infos) if i["version"] != target]
+                self._ray.get([self.workers[w].bump.remote(target) for w in lag])
+                return
+            self._send(target, None)
 
-    def _wait_alive(self, workers: Any, timeout_s: float = 300.0) -> None:
+    def _note_pids(self, infos: list[dict[str, Any]]) -> None:
+        """Count the workers running in a new process since last seen (`restarts`); the group is then formed
+        again."""
+        for w, info in enumerate(infos):
+            if info["pid"] != self._pids[w]:
+                log.warning("rollout worker %d restarted (pid %d -> %d)", w, self._pids[w], info["pid"])
+                self._pids[w] = info["pid"]
+                self.restarts += 1
+                self._group = None  # the group has a dead member: form it again with the new process
+
+    def _wait_alive(self, workers: Any, timeout_s: float = 300.0) -> list[dict[str, Any]]:
+        """Each worker's `info` once it answers (a restarting worker is waited for), in the order of `workers`."""
         deadline = time.monotonic() + timeout_s
+        out = []
         for w in workers:
             while True:
                 try:
-                    self._ray.get(
-                        self.workers[w].info.remote(), timeout=max(1.0, deadline - time.monotonic())
+                    out.append(
+                        self._ray.get(
+                            self.workers[w].info.remote(), timeout=max(1.0, deadline - time.monotonic())
+                        )
                     )
                     break
                 except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError) as exc:
@@ -552,6 +641,7 @@ class RayRolloutEngine:
                             f"rollout worker {w} did not come back (max_restarts={self.max_restarts}): {exc}"
                         ) from exc
                     time.sleep(0.5)
+        return out
 
     @staticmethod
     def _merge(parts: list[dict[str, float]], wall: float, episodes: int, reruns: int) -> dict[str, float]:

@@ -631,6 +631,11 @@ class GRPOTrainer:
         if max_turns is not None:  # the turn limit this step ran under (schedules change it)
             stats["max_turns"] = float(max_turns)
         stats["policy_tokens"] = float(np.mean([e.num_policy_tokens for e in all_eps])) if all_eps else 0.0
+        # worker faults: episodes of this step played again, restarts so far (rank 0 sees them)
+        if self.ray_backend:
+            stats["rerun_episodes"] = float(sum(bool(e.meta.get("rerun")) for e in all_eps))
+            if self.engine is not None:
+                stats["rollout_restarts"] = float(getattr(self.engine, "restarts", 0))
         # cost per name (cost/<name>), total cost, tool calls and invalid actions per episode, next to success;
         # NaN (no success this step) is left out.
         for k, v in group_metrics(all_eps).items():

@@ -335,6 +335,86 @@ def test_trainer_trains_async_on_ray_workers(ray_local, tmp_path):
     assert not [t for t in threading.enumerate() if t.name == "turngym-rollout-stream"]
 
 
+def async_trainer_run(tmp_path, name, on_batch=None):
+    """3 steps of async GRPO (max_staleness 1) on 2 Ray workers; returns (metrics, each step's episodes, trainer
+    checksum == every worker's at the end, the workers' versions and pids at the end). `on_batch(trainer, i)`
+    runs in the trainer's thread when batch i is handed to the step (while batch i+1 is in flight)."""
+    from turngym.trainers.callbacks import Callback
+    from turngym.trainers.config import GRPOConfig
+    from turngym.trainers.grpo import GRPOTrainer
+
+    class Batches(Callback):
+        def __init__(self):
+            self.batches = []
+
+        def on_rollouts(self, trainer, episodes):
+            self.batches.append(list(episodes))
+            if on_batch is not None:
+                on_batch(trainer, len(self.batches) - 1)
+
+    cfg = GRPOConfig(
+        env_id=ENV, model="tiny", steps=3, tasks_per_step=2, group_size=4, max_new_tokens=6, max_turns=2,
+        num_envs=2, lr=1e-2, entropy_coef=0.1, mini_batch_size=8, micro_batch_size=8, save_every=0,
+        rollout_backend="ray", rollout_workers=2, max_staleness=1, tis_cap=2.0,
+        output_dir=str(tmp_path / name), progress=False, tensorboard=False, plot=False,
+    )  # fmt: skip
+    cb = Batches()
+    trainer = GRPOTrainer(tiny_policy(max_new_tokens=6), config=cfg, callbacks=[cb])
+    try:
+        recs = trainer.train()
+        synced = trainer.engine.checksums() == [checksum(trainer.model.state_dict())] * 2
+        info = trainer.engine.worker_info()
+    finally:
+        trainer.engine.close()
+    assert not [t for t in threading.enumerate() if t.name == "turngym-rollout-stream"]
+    return recs, cb.batches, synced, info
+
+
+def test_worker_killed_during_async_training_reruns_its_share(ray_local, tmp_path):
+    """max_staleness 1: while step 1 trains, batch 1 runs on the workers; worker 1 is killed once its share has
+    finished an episode. The step's update_policy meets the dead worker (gloo reports the lost peer), waits for the
+    restart, forms the group again and sends the weights again; the batch's collect then re-runs the dead worker's
+    share (4 episodes) at the current version. Every step trains on 8 episodes, each plan index once, the same
+    tasks as an un-killed run; the workers end on the trainer's weights."""
+    ray = ray_local
+    killed = {}
+
+    def kill_mid_batch(trainer, i):
+        if i != 0:
+            return
+        victim = trainer.engine.workers[1]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            info = ray.get(victim.info.remote())
+            if info["running"] and info["done"] >= 1:  # batch 1's share is running, one episode finished
+                ray.kill(victim, no_restart=False)
+                killed.update(pid=info["pid"], done=info["done"])
+                return
+            time.sleep(0.01)
+
+    t0 = time.monotonic()
+    recs, batches, synced, info = async_trainer_run(tmp_path, "killed", kill_mid_batch)
+    killed_s = time.monotonic() - t0
+    ref_recs, ref_batches, _, _ = async_trainer_run(tmp_path, "reference")
+    print(f"killed run {killed_s:.1f} s, reference {time.monotonic() - t0 - killed_s:.1f} s; killed {killed}")
+    assert killed, "worker 1 was never seen running batch 1"
+    assert [r["step"] for r in recs] == [1, 2, 3]
+    for batch in batches:  # nothing lost or doubled: 2 tasks x 4 episodes, each plan index once
+        assert sorted(ep.meta["index"] for ep in batch) == list(range(8))
+    assert [[ep.task_id for ep in b] for b in batches] == [[ep.task_id for ep in b] for b in ref_batches]
+    assert [r["rerun_episodes"] for r in recs] == [0, 4, 0]  # worker 1's share of batch 1, once
+    assert recs[-1]["rollout_restarts"] == 1 and all(r["rollout_restarts"] == 0 for r in ref_recs)
+    reran = [ep for ep in batches[1] if ep.meta.get("rerun")]
+    assert sorted(ep.meta["index"] for ep in reran) == [4, 5, 6, 7]  # the second half of the plan: worker 1's
+    assert all(min(ep.meta["policy_versions"]) >= 2 for ep in reran)  # played again after step 1's update
+    for r in recs:
+        assert 0.0 <= r["staleness"] <= 1.0
+    for step, batch in enumerate(batches):
+        assert all(ep.meta["staleness"] <= 1 and min(ep.meta["policy_versions"]) >= step for ep in batch)
+    assert synced and [i["version"] for i in info] == [4, 4]  # the start's sync, then one per step
+    assert info[1]["pid"] != killed["pid"]
+
+
 # ---- placement as config: the example YAML, and 2 trainer ranks with one rollout service --------------------------
 EXAMPLE = ROOT / "examples" / "scale_out_local.yaml"
 FAST = ["progress=false", "plot=false", "tensorboard=false", "save_every=0"]
