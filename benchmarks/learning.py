@@ -1,6 +1,7 @@
 """Learning benchmark: SFT → RL arms over several seeds, with means and 95% confidence intervals.
 
     .venv/bin/python benchmarks/learning.py --family embodied --seeds 5 [--jobs 2] [-- extra learn_cpu options]
+    .venv/bin/python benchmarks/learning.py --family demo --seeds 5        # the preset `make demo` runs
 
 Each seed runs the whole pipeline of `examples/learn_cpu.py` (the same code and options: expert episodes → SFT →
 each RL arm from the same SFT weights → greedy held-out evaluation every `--eval-every` RL steps) with `--seed S`,
@@ -40,7 +41,11 @@ if __name__ == "__main__":
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 # family -> the script whose pipeline one seed runs (its own defaults; extra options after `--` are appended)
-FAMILIES = {"embodied": ROOT / "examples" / "learn_cpu.py"}
+FAMILIES = {
+    "embodied": ROOT / "examples" / "learn_cpu.py",
+    # the short preset `make demo` runs (100 expert episodes, 75 SFT steps, 4 GRPO steps, 12 held-out tasks)
+    "demo": ROOT / "turngym" / "experiments" / "demo.py",
+}
 METRICS = ("success", "valid_action_rate", "cost", "turns")
 
 # two-sided 95% Student t quantiles t_{0.975, df}, df = 1..30
@@ -98,8 +103,13 @@ def bootstrap_ci(xs: list[float], n_boot: int = 10_000, seed: int = 0) -> dict[s
 
 
 def seed_rows(res: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """One seed's `turngym.experiments.demo` results.json as {arm: {metric: value}} (arms: sft, then each RL algo)."""
-    rows = {
+    """One seed's `turngym.experiments.demo` results.json as {arm: {metric: value}} (arms: untrained when recorded,
+    sft, then each RL algo)."""
+    rows: dict[str, dict[str, Any]] = {}
+    if "untrained" in res:
+        u = res["untrained"]
+        rows["untrained"] = {m: u.get(m) for m in METRICS}
+    rows |= {
         "sft": {
             "success": res["sft_success"],
             "valid_action_rate": res["sft_valid_action_rate"],
@@ -139,13 +149,20 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
         }
         for arm in arms
     }
+    rl_arms = arms[arms.index("sft") + 1 :]
     diffs = {
-        arm: [100 * (rows[s][arm]["success"] - rows[s]["sft"]["success"]) for s in seeds] for arm in arms[1:]
+        arm: [100 * (rows[s][arm]["success"] - rows[s]["sft"]["success"]) for s in seeds] for arm in rl_arms
     }
     gains = {arm: mean_ci(d) for arm, d in diffs.items()}
+    valid_gains = {
+        arm: mean_ci(
+            [100 * (rows[s][arm]["valid_action_rate"] - rows[s]["sft"]["valid_action_rate"]) for s in seeds]
+        )
+        for arm in rl_arms
+    }
     gains_boot = {arm: bootstrap_ci(d) for arm, d in diffs.items()}
     curves = {}
-    for arm in arms[1:]:
+    for arm in rl_arms:
         steps = sorted({int(st) for s in seeds for st, _ in per_seed[s]["runs"][arm]["curve"]})
         pts = []
         for st in steps:
@@ -158,6 +175,7 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
         "arms": arm_stats,
         "gain_points": gains,
         "gain_points_bootstrap": gains_boot,
+        "valid_gain_points": valid_gains,
         "curves": curves,
     }
 
@@ -174,16 +192,18 @@ def markdown_table(summary: dict[str, Any]) -> str:
     n = len(summary["seeds"])
     lines = [
         f"| arm ({n} seeds) | held-out success, % | gain over SFT, points (paired t) | gain, bootstrap 95% CI | "
-        "valid actions, % | cost | turns |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "valid actions, % | valid-action gain over SFT, points | cost | turns |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm, st in summary["arms"].items():
         gain = _pm(summary["gain_points"][arm], sign=True) if arm in summary["gain_points"] else "—"
         b = summary.get("gain_points_bootstrap", {}).get(arm)
         boot = f"[{b['low']:+.1f}, {b['high']:+.1f}]" if b else "—"
+        v = summary.get("valid_gain_points", {}).get(arm)
+        vgain = _pm(v, sign=True) if v else "—"
         lines.append(
             f"| {arm} | {_pm(st['success'], 100)} | {gain} | {boot} | {_pm(st['valid_action_rate'], 100)} | "
-            f"{_pm(st['cost'], 1, 2)} | {_pm(st['turns'], 1, 2) if 'turns' in st else '—'} |"
+            f"{vgain} | {_pm(st['cost'], 1, 2)} | {_pm(st['turns'], 1, 2) if 'turns' in st else '—'} |"
         )
     return "\n".join(lines) + "\n"
 

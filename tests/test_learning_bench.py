@@ -104,9 +104,9 @@ def test_gain_is_paired_per_seed():
         (10, 0.566667),
     ]
     table = lb.markdown_table(s)
-    assert "| sft | 30.0 ± 24.8 | — | — | 90.0 ± 0.0 | 0.50 ± 0.00 | 4.00 ± 0.00 |" in table
+    assert "| sft | 30.0 ± 24.8 | — | — | 90.0 ± 0.0 | — | 0.50 ± 0.00 | 4.00 ± 0.00 |" in table
     assert (
-        "| grpo | 56.7 ± 28.7 | +26.7 ± 14.3 | [+20.0, +30.0] | 100.0 ± 0.0 | 0.25 ± 0.00 | 3.00 ± 0.00 |"
+        "| grpo | 56.7 ± 28.7 | +26.7 ± 14.3 | [+20.0, +30.0] | 100.0 ± 0.0 | +10.0 ± 0.0 | 0.25 ± 0.00 | 3.00 ± 0.00 |"
         in table
     )
 
@@ -121,39 +121,58 @@ def test_seeds_that_ran_different_arms_are_refused():
         lb.aggregate({})
 
 
-RESULTS = ROOT / "benchmarks" / "results" / "learning_embodied.json"
+RESULTS = sorted((ROOT / "benchmarks" / "results").glob("learning_*.json"))
+RECORDED = [r for r in RESULTS if r.stem != "learning_numerics"]
 
 
-def test_the_recorded_table_is_the_results_file_and_the_readme_quotes_it():
-    res = json.loads(RESULTS.read_text())
-    summary = {k: res[k] for k in ("seeds", "arms", "gain_points", "gain_points_bootstrap", "curves")}
-    # the recorded summary is what the per-seed numbers give
-    rebuilt = lb.aggregate(
-        {
-            int(s): {
-                "sft_success": rows["sft"]["success"],
-                "sft_valid_action_rate": rows["sft"]["valid_action_rate"],
-                "sft_cost": rows["sft"]["cost"],
-                "sft_turns": rows["sft"]["turns"],
-                "runs": {
-                    arm: {
-                        "final_success": r["success"],
-                        "final_valid_action_rate": r["valid_action_rate"],
-                        "final_cost": r["cost"],
-                        "final_turns": r["turns"],
-                        "curve": res["per_seed_curves"][s][arm],
-                    }
-                    for arm, r in rows.items()
-                    if arm != "sft"
-                },
-            }
-            for s, rows in res["per_seed"].items()
+def test_untrained_arm_is_reported_but_gains_are_over_sft():
+    per_seed = {s: seed_result(0.2 + 0.1 * s, 0.5, [[0, 0.2]]) for s in range(3)}
+    for s, r in per_seed.items():
+        r["untrained"] = {"success": 0.0, "valid_action_rate": 0.1 * s, "cost": 0.0, "turns": 5.0}
+    s = lb.aggregate(per_seed)
+    assert list(s["arms"]) == ["untrained", "sft", "grpo"]
+    assert list(s["gain_points"]) == ["grpo"] and list(s["valid_gain_points"]) == ["grpo"]
+    assert s["arms"]["untrained"]["valid_action_rate"]["mean"] == pytest.approx(0.1)
+    assert s["valid_gain_points"]["grpo"]["mean"] == pytest.approx(10.0)  # 100 * (1.0 - 0.9) every seed
+    assert "| untrained | 0.0 ± 0.0 | — | — | 10.0 ± 24.8 | — |" in lb.markdown_table(s)
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
+def test_the_recorded_table_is_the_results_file_and_the_readme_quotes_it(path):
+    res = json.loads(path.read_text())
+    summary = {
+        k: res[k]
+        for k in ("seeds", "arms", "gain_points", "gain_points_bootstrap", "valid_gain_points", "curves")
+    }
+
+    def seed(s: str, rows: dict) -> dict:
+        r = {
+            "sft_success": rows["sft"]["success"],
+            "sft_valid_action_rate": rows["sft"]["valid_action_rate"],
+            "sft_cost": rows["sft"]["cost"],
+            "sft_turns": rows["sft"]["turns"],
+            "runs": {
+                arm: {
+                    "final_success": r["success"],
+                    "final_valid_action_rate": r["valid_action_rate"],
+                    "final_cost": r["cost"],
+                    "final_turns": r["turns"],
+                    "curve": res["per_seed_curves"][s][arm],
+                }
+                for arm, r in rows.items()
+                if arm not in ("sft", "untrained")
+            },
         }
-    )
+        if "untrained" in rows:
+            r["untrained"] = rows["untrained"]
+        return r
+
+    # the recorded summary is what the per-seed numbers give
+    rebuilt = lb.aggregate({int(s): seed(s, rows) for s, rows in res["per_seed"].items()})
     assert json.loads(json.dumps(rebuilt)) == summary
     table = lb.markdown_table(summary)
-    assert (RESULTS.with_suffix(".md")).read_text() == table
+    assert path.with_suffix(".md").read_text() == table
     readme = (ROOT / "README.md").read_text()
     assert table.strip() in readme, (
-        "README.md's learning table differs from benchmarks/results/learning_embodied.md"
+        f"README.md's learning table differs from benchmarks/results/{path.stem}.md"
     )

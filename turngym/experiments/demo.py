@@ -255,19 +255,19 @@ class DemoConfig:
         "a previous run's OUT (or a model.pt): load its SFT weights instead of training SFT (same seed and "
         "task options, so the tokenizer is the same; every tensor's shape is checked)",
     )
-    rl_steps: int = _opt(4)
+    rl_steps: int = _opt(12)
     rl_lr: float = _opt(1e-3)
     rl_lam: float = _opt(0.0, "the env's cost weight during RL (0: reward = success)")
     invalid_penalty: float = _opt(0.1, "RL reward shaping: -coef per invalid action (0: off)")
     rl_temperature: float = _opt(1.0, "sampling temperature of the RL rollouts")
     ppo_epochs: int = _opt(1)
-    rl_mini_batch: int = _opt(8, "episodes per RL optimizer step")
+    rl_mini_batch: int = _opt(16, "episodes per RL optimizer step")
     dynamic_sampling: bool = _opt(
         False, "DAPO dynamic sampling: drop groups whose rewards are all equal and refill them"
     )
-    eval_every: int = _opt(2)
-    group_size: int = _opt(4)
-    tasks_per_step: int = _opt(2)
+    eval_every: int = _opt(4)
+    group_size: int = _opt(8)
+    tasks_per_step: int = _opt(4)
     max_turns: int = _opt(5)
     max_new_tokens: int = _opt(16)
     hidden: int = _opt(128)
@@ -520,6 +520,9 @@ def run(a: DemoConfig, argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv  # recorded in results.json as the options the run was given
     a = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     res = run(a, argv)
