@@ -497,22 +497,28 @@ def test_example_yaml_runs_async_on_ray_workers(tmp_path):
     print(f"example YAML, 1 trainer process, 2 steps: {secs:.1f} s")
 
 
-def test_two_trainer_ranks_with_ray_rollout_workers_match_hf_ranks(tmp_path):
-    """torchrun, 2 gloo ranks + 2 Ray rollout workers (rank 0 drives them for both ranks), synchronous: after every
-    sync each worker's weights equal the trainer's; each rank's episodes and losses equal those of the same run with
-    rollout_backend=hf (each rank generating with its own model copy)."""
+def probe_cli_args(tmp_path, *overrides: str) -> list[str]:
+    """`turngym train` arguments: the example YAML for 2 steps with the `ray_probe` callback (written to tmp_path),
+    then `overrides` and the fast settings."""
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
-    common = [
+    return [
         "train",
         "--config",
         str(EXAMPLE),
         "steps=2",
-        "max_staleness=0",
-        "tis_cap=0",
+        *overrides,
         f"plugins=[{probe}]",
+        "callbacks=[{name: ray_probe}]",
+        *FAST,
     ]
-    common += ["callbacks=[{name: ray_probe}]", *FAST]
+
+
+def test_two_trainer_ranks_with_ray_rollout_workers_match_hf_ranks(tmp_path):
+    """torchrun, 2 gloo ranks + 2 Ray rollout workers (rank 0 drives them for both ranks), synchronous: after every
+    sync each worker's weights equal the trainer's; each rank's episodes and losses equal those of the same run with
+    rollout_backend=hf (each rank generating with its own model copy)."""
+    common = probe_cli_args(tmp_path, "max_staleness=0", "tis_cap=0")
     secs = {}
     for backend in ("ray", "hf"):
         secs[backend] = run_cli(
@@ -550,17 +556,7 @@ def test_two_trainer_ranks_async_and_fsdp_with_ray_workers(tmp_path):
     """The example YAML under torchrun (2 gloo ranks): async (max_staleness 1, tis_cap 2) with rank 0's stream
     collecting both ranks' batches, and synchronous FSDP (rank 0 sends the full state every rank gathers): staleness
     within the bound on both ranks, every worker on the trainer's weights after every sync."""
-    probe = tmp_path / "probe.py"
-    probe.write_text(PROBE)
-    common = [
-        "train",
-        "--config",
-        str(EXAMPLE),
-        "steps=2",
-        f"plugins=[{probe}]",
-        "callbacks=[{name: ray_probe}]",
-    ]
-    common += FAST
+    common = probe_cli_args(tmp_path)
     secs = {}
     secs["async"] = run_cli([*common, f"output_dir={tmp_path / 'async'}"], nproc=2)
     secs["fsdp"] = run_cli(
