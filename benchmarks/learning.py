@@ -43,7 +43,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 # family -> the script whose pipeline one seed runs (its own defaults; extra options after `--` are appended)
 FAMILIES = {
     "embodied": ROOT / "examples" / "learn_cpu.py",
-    # the short preset `make demo` runs (100 expert episodes, 75 SFT steps, 4 GRPO steps, 12 held-out tasks)
+    # the short preset `make demo` runs (100 expert episodes, 75 SFT steps, 12 GRPO steps of 4 x 8, 12 held-out tasks)
     "demo": ROOT / "turngym" / "experiments" / "demo.py",
 }
 METRICS = ("success", "valid_action_rate", "cost", "turns")
@@ -150,16 +150,16 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
         for arm in arms
     }
     rl_arms = arms[arms.index("sft") + 1 :]
-    diffs = {
-        arm: [100 * (rows[s][arm]["success"] - rows[s]["sft"]["success"]) for s in seeds] for arm in rl_arms
-    }
+
+    def paired(metric: str) -> dict[str, list[float]]:
+        """Per RL arm: each seed's difference to SFT in `metric`, in points."""
+        return {
+            arm: [100 * (rows[s][arm][metric] - rows[s]["sft"][metric]) for s in seeds] for arm in rl_arms
+        }
+
+    diffs = paired("success")
     gains = {arm: mean_ci(d) for arm, d in diffs.items()}
-    valid_gains = {
-        arm: mean_ci(
-            [100 * (rows[s][arm]["valid_action_rate"] - rows[s]["sft"]["valid_action_rate"]) for s in seeds]
-        )
-        for arm in rl_arms
-    }
+    valid_gains = {arm: mean_ci(d) for arm, d in paired("valid_action_rate").items()}
     gains_boot = {arm: bootstrap_ci(d) for arm, d in diffs.items()}
     curves = {}
     for arm in rl_arms:
