@@ -10,6 +10,14 @@ sampling; the train and held-out tasks are the same for every seed. Runs go to `
 whose `results.json` exists with the same options is not run again (so a benchmark can be resumed or extended
 with more seeds), and `--aggregate-only` only rebuilds the summary.
 
+`--name NAME` keeps an experiment apart from the family's default one (runs under `--runs/NAME/`, results in
+`learning_NAME.*`); `--compare BASE,ARM` adds the paired per-seed comparison of two RL arms (ARM's relative cost cut
+and success difference against BASE, with 95% t- and bootstrap intervals), e.g. the HC-GRPO experiment of
+docs/algorithms.md:
+
+    .venv/bin/python benchmarks/learning.py --name hc_grpo --compare grpo,hc_grpo --family embodied --seeds 3 \
+        --jobs 2 -- --sft-expert scripted:wasteful --staleness 0 --algos grpo,hc_grpo ...
+
 Writes `benchmarks/results/learning_<family>.json` (per seed and arm: held-out success, valid-action rate, cost,
 turns and the curve; per arm: mean and 95% t-interval over seeds; each RL arm's gain over SFT with the paired
 95% t-interval of the per-seed differences; the machine, ISA and command), `learning_<family>.md` (the table the
@@ -125,6 +133,67 @@ def seed_rows(res: dict[str, Any]) -> dict[str, dict[str, float]]:
             "turns": r.get("final_turns"),
         }
     return rows
+
+
+def compare_arms(rows: dict[int, dict[str, dict[str, Any]]], base: str, arm: str) -> dict[str, Any]:
+    """Arm `arm` against arm `base`, paired per seed (both start from the seed's SFT weights): the relative cost cut
+    100 x (1 - cost_arm / cost_base) per seed, its mean with the 95% t-interval and the bootstrap interval, the cut
+    of the mean costs over seeds, and the held-out success difference in points (arm - base) with the same
+    intervals. `rows` is {seed: seed_rows(...)}."""
+    seeds = sorted(rows)
+    for s in seeds:
+        for name in (base, arm):
+            if name not in rows[s]:
+                raise ValueError(f"--compare: seed {s} has no arm {name!r} (arms: {list(rows[s])})")
+        if not rows[s][base]["cost"]:
+            raise ValueError(f"--compare: seed {s}: arm {base!r} has zero cost, no relative cut to take")
+    cuts = [100 * (1 - rows[s][arm]["cost"] / rows[s][base]["cost"]) for s in seeds]
+    diffs = [100 * (rows[s][arm]["success"] - rows[s][base]["success"]) for s in seeds]
+    mean_base = sum(rows[s][base]["cost"] for s in seeds) / len(seeds)
+    mean_arm = sum(rows[s][arm]["cost"] for s in seeds) / len(seeds)
+    return {
+        "base": base,
+        "arm": arm,
+        "cost_cut_percent": mean_ci(cuts),
+        "cost_cut_percent_bootstrap": bootstrap_ci(cuts),
+        "cost_cut_of_means_percent": 100 * (1 - mean_arm / mean_base),
+        "success_diff_points": mean_ci(diffs),
+        "success_diff_points_bootstrap": bootstrap_ci(diffs),
+        "per_seed": {
+            s: {
+                f"{base}_cost": rows[s][base]["cost"],
+                f"{arm}_cost": rows[s][arm]["cost"],
+                "cost_cut_percent": c,
+                f"{base}_success": rows[s][base]["success"],
+                f"{arm}_success": rows[s][arm]["success"],
+                "success_diff_points": d,
+            }
+            for s, c, d in zip(seeds, cuts, diffs)
+        },
+    }
+
+
+def comparison_table(comp: dict[str, Any]) -> str:
+    """The paired comparison of `compare_arms` as a markdown table: per seed, then the mean ± 95% t half-width and
+    the bootstrap interval."""
+    b, a = comp["base"], comp["arm"]
+    lines = [
+        f"| seed | {b} cost | {a} cost | cost cut, % | {b} success, % | {a} success, % | success diff, points |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s, r in comp["per_seed"].items():
+        lines.append(
+            f"| {s} | {r[f'{b}_cost']:.3f} | {r[f'{a}_cost']:.3f} | {r['cost_cut_percent']:+.1f} | "
+            f"{100 * r[f'{b}_success']:.1f} | {100 * r[f'{a}_success']:.1f} | {r['success_diff_points']:+.1f} |"
+        )
+    cb, sb = comp["cost_cut_percent_bootstrap"], comp["success_diff_points_bootstrap"]
+    lines.append(
+        f"| mean (paired t; bootstrap) | | | {_pm(comp['cost_cut_percent'], sign=True)} "
+        f"[{cb['low']:+.1f}, {cb['high']:+.1f}] | | | {_pm(comp['success_diff_points'], sign=True)} "
+        f"[{sb['low']:+.1f}, {sb['high']:+.1f}] |"
+    )
+    lines.append(f"\nCut of the mean costs over seeds: {comp['cost_cut_of_means_percent']:+.1f}%.")
+    return "\n".join(lines) + "\n"
 
 
 def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -250,11 +319,17 @@ def code_state() -> dict[str, Any]:
     }
 
 
+def seed_options(extra: list[str], seed: int) -> list[str]:
+    """The extra options of one seed: `{seed}` in an option becomes the seed (e.g. `--sft-from runs/sft/seed{seed}`
+    reuses each seed's own SFT weights from an earlier run)."""
+    return [x.replace("{seed}", str(seed)) for x in extra]
+
+
 def run_seed(script: Path, out: Path, seed: int, extra: list[str], log: Path) -> float:
     """Runs one seed (a fresh process: ISA pinned, its own threads) and returns its wall time."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "code.json").write_text(json.dumps(code_state(), indent=1))
-    cmd = [sys.executable, str(script), "--out", str(out), "--seed", str(seed), *extra]
+    cmd = [sys.executable, str(script), "--out", str(out), "--seed", str(seed), *seed_options(extra, seed)]
     t0 = time.time()
     with open(log, "w") as fh:
         rc = subprocess.run(
@@ -278,6 +353,17 @@ def finished(out: Path, extra: list[str]) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", default="embodied", help=f"one of: {', '.join(FAMILIES)}")
+    ap.add_argument(
+        "--name",
+        default="",
+        help="the experiment's name (default: the family): runs go to --runs/<name>, results to learning_<name>.*",
+    )
+    ap.add_argument(
+        "--compare",
+        default="",
+        help="BASE,ARM: also the paired per-seed comparison of ARM against BASE (relative cost cut, success "
+        "difference, each with 95%% intervals), in the JSON as `comparison` and under the markdown table",
+    )
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (or --seed-list)")
     ap.add_argument("--seed-list", default="", help="comma-separated seeds (overrides --seeds)")
     ap.add_argument(
@@ -286,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default="runs/learning", help="folder of the per-seed runs")
     ap.add_argument("--results", default=str(RESULTS), help="where learning_<family>.{json,md,png} go")
     ap.add_argument("--aggregate-only", action="store_true", help="only summarise the seeds that finished")
-    ap.add_argument("extra", nargs="*", help="after `--`: options appended to every seed's command")
+    ap.add_argument(
+        "extra", nargs="*", help="after `--`: options appended to every seed's command (`{seed}`: the seed)"
+    )
     a = ap.parse_args(argv)
     if a.family not in FAMILIES:
         ap.error(f"--family {a.family!r}: known families: {', '.join(FAMILIES)}")
@@ -296,11 +384,15 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(s) for s in a.seed_list.split(",") if s.strip()] if a.seed_list else list(range(a.seeds))
     except ValueError:
         ap.error(f"--seed-list {a.seed_list!r}: expected comma-separated integers")
+    compare = [x.strip() for x in a.compare.split(",") if x.strip()]
+    if a.compare and len(compare) != 2:
+        ap.error(f"--compare {a.compare!r}: expected BASE,ARM (two arm names, e.g. grpo,hc_grpo)")
+    name = a.name or a.family
     script = FAMILIES[a.family]
-    runs = Path(a.runs) / a.family
+    runs = Path(a.runs) / name
     runs.mkdir(parents=True, exist_ok=True)
     seconds: dict[int, float] = {}
-    todo = [s for s in seeds if finished(runs / f"seed{s}", a.extra) is None]
+    todo = [s for s in seeds if finished(runs / f"seed{s}", seed_options(a.extra, s)) is None]
     if todo and not a.aggregate_only:
         print(f"running seeds {todo} ({a.jobs} at a time) under {runs}", flush=True)
         with ThreadPoolExecutor(a.jobs) as pool:
@@ -311,14 +403,24 @@ def main(argv: list[str] | None = None) -> int:
             for s, f in futs.items():
                 seconds[s] = f.result()
                 print(f"seed {s}: {seconds[s]:.0f} s", flush=True)
-    per_seed = {s: r for s in seeds if (r := finished(runs / f"seed{s}", a.extra)) is not None}
+    per_seed = {
+        s: r for s in seeds if (r := finished(runs / f"seed{s}", seed_options(a.extra, s))) is not None
+    }
     missing = [s for s in seeds if s not in per_seed]
     summary = aggregate(per_seed)
+    if compare:
+        summary["comparison"] = compare_arms(
+            {s: seed_rows(per_seed[s]) for s in summary["seeds"]}, compare[0], compare[1]
+        )
     first = per_seed[summary["seeds"][0]]
     out = {
         "family": a.family,
+        **({"name": a.name} if a.name else {}),
         "env": first["env"],
-        "command": f"python benchmarks/learning.py --family {a.family} --seed-list "
+        "command": "python benchmarks/learning.py"
+        + (f" --name {a.name}" if a.name else "")
+        + (f" --compare {a.compare}" if compare else "")
+        + f" --family {a.family} --seed-list "
         + ",".join(map(str, summary["seeds"]))
         + (" -- " + " ".join(a.extra) if a.extra else ""),
         "pipeline": f"{script.relative_to(ROOT)} (argv of seed {summary['seeds'][0]}: {first['argv']})",
@@ -335,12 +437,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     res_dir = Path(a.results)
     res_dir.mkdir(parents=True, exist_ok=True)
-    (res_dir / f"learning_{a.family}.json").write_text(json.dumps(out, indent=1) + "\n")
+    (res_dir / f"learning_{name}.json").write_text(json.dumps(out, indent=1) + "\n")
     table = markdown_table(summary)
-    (res_dir / f"learning_{a.family}.md").write_text(table)
+    if compare:
+        table += "\n" + comparison_table(summary["comparison"])
+    (res_dir / f"learning_{name}.md").write_text(table)
     plot(
         summary,
-        res_dir / f"learning_{a.family}.png",
+        res_dir / f"learning_{name}.png",
         f"{first['env']}: held-out success, {len(per_seed)} seeds",
     )
     print(table)

@@ -117,7 +117,10 @@ class EmbodiedSearchEnv(TurnEnv):
         self.recalled = False
         self.seen: set[str] = set()
         self._baseline = None  # the never-ask policy's per-episode state, made on first use
+        self._wasteful = None  # the wasteful expert's per-episode state (its coins), made on first use
+        # drawn from the reset seed: seeds the person and the wasteful expert's coins
         seed = int(self.np_random.integers(2**31))
+        self.episode_seed = seed
         others = [p.name for p in self.house.receptacles if p.name != self.where[self.target.name]]
         here = self.house.places[self.where[self.target.name]]
         self.person = Person(
@@ -384,3 +387,13 @@ class EmbodiedSearchEnv(TurnEnv):
             self._baseline = NeverAskPolicy()
             self._baseline.reset(self)
         return self._baseline.act(self, self._info(self._last))
+
+    def wasteful_action(self) -> str:
+        """The wasteful expert's next action (`experts.WastefulPolicy`: the expert plus a redundant question, a
+        detour and a confirmation, each with probability 0.7, drawn from the episode's seed)."""
+        from turngym.envs.embodied.experts import WastefulPolicy
+
+        if self._wasteful is None:
+            self._wasteful = WastefulPolicy()
+            self._wasteful.reset(self, self.episode_seed)
+        return self._wasteful.act(self)

@@ -1,4 +1,4 @@
-"""Two scripted policies for EmbodiedSearch: the cost-optimal expert and a never-ask baseline.
+"""Scripted policies for EmbodiedSearch: the cost-optimal expert, a wasteful expert and a never-ask baseline.
 
 Expert (`expert_action`, used by `ExpertAgent` through `env.unwrapped.expert_action()`): knows the hidden state
 (which object is meant and where it is) and takes the cheapest plan that never commits on unjustified grounds:
@@ -12,11 +12,18 @@ Never-ask baseline (`NeverAskPolicy`): sees only what an agent sees (the request
 It recalls memory once, visits remembered places of matching objects nearest-first, then searches the remaining
 receptacles greedily by nearest distance, opening closed ones, and takes the first object that matches the
 request. On an ambiguous request it therefore guesses among the candidates.
+
+Wasteful expert (`WastefulPolicy`, `env.unwrapped.wasteful_action()`, agent `scripted:wasteful`): the expert's plan
+plus waste that changes nothing the episode needs, each piece drawn per episode (seeded) with its own probability,
+so the expert's cheap path stays inside the policy's support: a start policy that a cost-pricing RL objective
+(HC-GRPO) has something to cut from, at the expert's success.
 """
 
 from __future__ import annotations
 
+import random
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from turngym.envs.embodied.house import COLOURS, PRIORS
@@ -111,3 +118,63 @@ class NeverAskPolicy:
 def _pos(env: EmbodiedSearchEnv, name: str) -> tuple[int, tuple[int, int]]:
     p = env.house.places[name]
     return p.room, p.cell
+
+
+@dataclass
+class WastefulPolicy:
+    """The cost-aware expert plus skippable waste; reaches the expert's success at about twice its cost or more.
+
+    Each episode draws three independent coins from its own seeded generator (`reset(env, seed)`; the env passes
+    the episode's seed, so the same env seed gives the same waste):
+
+    * `p_ask` — a redundant opening question, `ask(Which <type> do you mean? What colour is it?)`, even when the
+      request names the colour (on an ambiguous request the expert asks it anyway; then the coin does nothing).
+      The answer repeats what the request said. Cost c_ask (0.1 at the defaults).
+    * `p_detour` — before walking to the object, a detour to a decoy: the first receptacle listed in the start room
+      that holds no object of the requested type (so the visit tells nothing), not opened. Costs c_nav x the extra
+      metres (start -> decoy -> target instead of start -> target).
+    * `p_confirm` — at the object, before `pick`/`done`, a confirmation `ask(Is it the <colour> <type>?)`, answered
+      "Yes, the <colour> one." Cost c_ask x (1 + alpha x earlier asks): 0.1 or 0.15.
+
+    Every other action is `expert_action`'s, so the episode ends as the expert's does; the waste adds at most three
+    turns (seven on an easy task: ask, memory, detour, navigate, open, confirm, done). The probabilities are above
+    1/2 by default so that a model imitating these episodes, decoded greedily, takes the waste (greedy decoding
+    picks the more likely branch); RL that prices cost has to push each below 1/2 to remove it.
+    """
+
+    p_ask: float = 0.7
+    p_detour: float = 0.7
+    p_confirm: float = 0.7
+
+    def reset(self, env: EmbodiedSearchEnv, seed: int | str = 0) -> None:
+        rng = random.Random(f"wasteful|{seed}|{env.task['task_id']}")
+        self.ask = rng.random() < self.p_ask
+        self.detour = rng.random() < self.p_detour
+        self.confirm = rng.random() < self.p_confirm
+        self.asked = self.detoured = self.confirmed = False
+
+    def decoy(self, env: EmbodiedSearchEnv) -> str | None:
+        """The detour's receptacle: the first listed one in the start room without an object of the target type."""
+        kind = env.target.type
+        holds = {r for o, r in env.where.items() if o.split(" ", 1)[1] == kind}
+        holds |= {r for o, r in env.memory.items() if o.split(" ", 1)[1] == kind}
+        for p in env.house.receptacles:
+            if p.room == env.pos[0] and p.name not in holds:
+                return p.name
+        return next((p.name for p in env.house.receptacles if p.name not in holds), None)
+
+    def act(self, env: EmbodiedSearchEnv) -> str:
+        if self.ask and not self.asked:
+            self.asked = True
+            if not env.ambiguous:
+                return f"ask(Which {env.target.type} do you mean? What colour is it?)"
+        action = expert_action(env)
+        if action.startswith("navigate(") and self.detour and not self.detoured:
+            self.detoured = True
+            decoy = self.decoy(env)
+            if decoy is not None and decoy != env.at:
+                return f"navigate({decoy})"
+        if action.startswith(("pick(", "done(")) and self.confirm and not self.confirmed:
+            self.confirmed = True
+            return f"ask(Is it the {env.target.name}?)"
+        return action

@@ -6,7 +6,8 @@
 Env: EmbodiedSearch-v0, text only, `easy` tasks (two rooms, the target named in the request). Train split:
 `--train-tasks` tasks generated with the env's own pack generator (`turngym.envs.embodied.packgen`); held-out split:
 the built-in easy test tasks plus generated ones up to `--test-tasks`, in houses no train task uses. SFT on the
-expert's successful train episodes, then RL on the train split; greedy held-out evaluation (the first
+expert's successful train episodes (`--sft-expert` picks another scripted agent, e.g. `scripted:wasteful`: the expert
+plus seeded waste, the start policy of the HC-GRPO comparison in docs/algorithms.md), then RL on the train split; greedy held-out evaluation (the first
 `--eval-episodes` test tasks, the same at every evaluation) of the untrained, the SFT and each RL model: success
 rate and valid-action rate (turns the env accepted as an action).
 
@@ -126,6 +127,15 @@ def held_out_metrics(episodes: list[Any]) -> dict[str, float]:
     }
 
 
+def sft_data_metrics(episodes: list[Any]) -> dict[str, float]:
+    """Mean summed named cost and mean turns of the SFT episodes (the scripted policy's successful train episodes):
+    what the SFT model imitates, to set its held-out cost against."""
+    if not episodes:
+        return {"cost": 0.0, "turns": 0.0}
+    costs = [sum(sum(s.info.get("cost", {}).values()) for s in e.steps) for e in episodes]
+    return {"cost": sum(costs) / len(costs), "turns": sum(len(e.steps) for e in episodes) / len(episodes)}
+
+
 ALGOS = {
     "grpo": "GRPO (env reward = success, invalid-action penalty)",
     "drgrpo": "Dr. GRPO advantages",
@@ -243,6 +253,12 @@ class DemoConfig:
     )
     vocab_size: int = _opt(1024)
     expert_episodes: int = _opt(100)
+    sft_expert: str = _opt(
+        "expert",
+        "the scripted agent whose successful train episodes SFT imitates (an agent spec): expert (the cost-aware "
+        "expert), scripted:wasteful (the expert plus seeded redundant questions and a detour, "
+        "envs/embodied/experts.py::WastefulPolicy), scripted:baseline (never asks)",
+    )
     sft_epochs: int = _opt(3)
     sft_lr: float = _opt(1e-2)
     sft_batch: int = _opt(4, "expert episodes per SFT step")
@@ -337,7 +353,7 @@ def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
     `a` (same options and seed: same pack, episodes, tokenizer and initial weights)."""
     from turngym.agents.backends.bpe import bpe_policy
     from turngym.agents.backends.tiny import tiny_policy
-    from turngym.agents.base import ExpertAgent
+    from turngym.agents.base import make_agent
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -350,9 +366,14 @@ def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
     )
     env_kwargs = {"image": False, "task_pack": str(pack.resolve())}
     experts = successful_episodes(
-        ENV_ID, ExpertAgent(), a.expert_episodes, seed=a.seed, max_turns=a.max_turns, env_kwargs=env_kwargs
+        ENV_ID,
+        make_agent(a.sft_expert),
+        a.expert_episodes,
+        seed=a.seed,
+        max_turns=a.max_turns,
+        env_kwargs=env_kwargs,
     )
-    log.info("%d successful expert episodes", len(experts))
+    log.info("%d successful %s episodes", len(experts), a.sft_expert)
     if a.tokenizer in ("bpe", "words"):
         policy = bpe_policy(
             episode_texts(experts),
@@ -435,6 +456,8 @@ def run(a: DemoConfig, argv: list[str] | None = None) -> dict[str, Any]:
         "eval_tasks": len(eval_ids),
         "seed": a.seed,
         "expert_episodes": len(experts),
+        "sft_expert": a.sft_expert,
+        "sft_data": sft_data_metrics(experts),
         "sft_seconds": t_sft,
         "untrained": untrained,
         "sft_success": sft_success,
