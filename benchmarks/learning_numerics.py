@@ -40,6 +40,8 @@ SETTINGS: dict[str, tuple[dict[str, str], int]] = {
         {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
         2,
     ),
+    # MKL's documented cross-vendor mode (Intel and compatible processors give the same results; slower kernels)
+    "avx2, MKL_CBWR=COMPATIBLE": ({"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"}, 1),
     "avx2, ONEDNN_MAX_CPU_ISA=AVX2": ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, 1),
     "default (portable kernels)": ({"ATEN_CPU_CAPABILITY": "default"}, 1),
     "native": ({"TURNGYM_ISA": "native"}, 1),

@@ -5,8 +5,11 @@ unset = the best the CPU has). Kernels for different instruction sets round diff
 small model from scratch can end in a different place on an AVX-512 machine than on an AVX2 one. The learning
 scripts and benchmarks (`examples/learn_cpu.py`, `python -m turngym.experiments.demo`, `benchmarks/learning.py`) call
 `pin_isa()` first, which sets `ATEN_CPU_CAPABILITY=avx2` unless told otherwise; every x86-64 CPU made since 2015 has
-AVX2, and a whole SFT + GRPO + GiGPO run pinned this way was reproduced bit for bit on an Intel AVX2 machine and an
-AMD AVX-512 one. Override with `TURNGYM_ISA` (`native`: leave PyTorch's choice alone; `default`, `avx2`, `avx512`:
+AVX2. On one machine a pinned run repeats bit for bit; across CPU vendors it does not always: MKL (PyTorch's
+matmuls) ignores `MKL_ENABLE_INSTRUCTIONS` and `MKL_CBWR=AVX2` on an AMD EPYC (measured 2026-12-06), so the same
+pinned 30-step SFT ends with different weights there than on an Intel Xeon (`benchmarks/learning_numerics.py`;
+MKL's cross-vendor mode `MKL_CBWR=COMPATIBLE` changes its result on AMD and is slower; set it yourself to try it).
+Override with `TURNGYM_ISA` (`native`: leave PyTorch's choice alone; `default`, `avx2`, `avx512`:
 pin that one); an `ATEN_CPU_CAPABILITY` already set in the environment wins over both.
 
 A pinned ISA makes a run repeatable, not representative: the benchmarks report means over seeds with confidence
