@@ -50,13 +50,16 @@ of `uis1_online_episodes` unpatched episodes per task that the rollout engine pl
 trained on). The trainer's own `success` is that of the patched episodes (expert-assisted).
 
 Needs: a `RolloutEngine`-like engine (`policy`, `env_id`, `env_kwargs`, `parser`, ...) over a text policy, and an
-env family with a scripted expert. Env steps run in the calling thread; generation is batched over `num_envs`
-episodes at a time.
+env family with a scripted expert. The episodes run on the library's one rollout loop (`agents.slots.run_slots`):
+`num_envs` env slots, one batched generation per turn over the live episodes, a finished episode's slot refilled
+with the next planned one; env steps (and the expert's patches) run in the calling thread.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -66,6 +69,7 @@ from torch import Tensor
 
 from turngym.agents.parsing import parse_action
 from turngym.agents.prompting import first_user_message, system_text
+from turngym.agents.slots import InlineExecutor, run_slots
 from turngym.agents.trajectory import Episode, Step, TokenEpisode, clean_info
 from turngym.errors import ConfigError, EnvError
 from turngym.trainers.advantages import anchor_advantages, discounted_returns, grpo_advantages
@@ -153,6 +157,7 @@ class _Run:
     side: list[TokenEpisode] = field(default_factory=list)
     stop_reason: str = ""
     done: bool = False
+    generation: Any = None  # the policy's output for the coming turn (set by _generate, used by _step)
 
     def add(self, ids: list[int], logprobs: list[float] | None = None, turn: int = -1) -> None:
         """Append ids: policy tokens (with their log-probs and turn) when `logprobs` is given, else context."""
@@ -204,13 +209,22 @@ class UIS1Strategy(RolloutStrategy):
         plan, base = self.engine.plan(
             task_ids, group_size, seed, split, options
         )  # the engine's plan and options
-        width = self.engine.num_envs
-        out: list[TokenEpisode] = []
-        for start in range(0, len(plan), width):
-            chunk = plan[start : start + width]
-            runs = [self._start(slot, k, g, tid, seed, base) for slot, (k, g, tid) in enumerate(chunk)]
-            self._play(runs)
-            out += [self._finish(r) for r in runs]
+        # the one rollout loop (agents.slots.run_slots): a finished run's slot takes the next planned episode
+        pending: deque = deque(
+            (g, partial(self._start, index=k, group=g, task_id=tid, base_seed=seed, base=base))
+            for k, g, tid in plan
+        )
+        done: dict[int, TokenEpisode] = {}
+        run_slots(
+            pending,
+            self.engine.num_envs,
+            start=lambda slot, job, _group: job(slot),
+            act=self._generate,
+            step=self._step,
+            finished=lambda r: done.__setitem__(r.index, self._finish(r)),
+            executor=InlineExecutor(),
+        )
+        out = [done[k] for k in sorted(done)]
         self._online = []
         if cfg.uis1_online_episodes > 0:
             online = self.engine.collect(
@@ -290,16 +304,20 @@ class UIS1Strategy(RolloutStrategy):
         run.add(self.policy.chat.prompt_ids(messages))
         return run
 
-    def _play(self, runs: list[_Run]) -> None:
-        """Batched turns: one generation call for every live run, then each run's env step in turn."""
-        live = list(runs)
-        while live:
-            gens = self.policy.generate(
-                [r.ids for r in live], seed=[r.seed * 1_000_003 + len(r.rewards) for r in live]
-            )
-            for r, g in zip(live, gens):
-                self._turn(r, g)
-            live = [r for r in live if not r.done]
+    def _generate(self, live: list[_Run]) -> int:
+        """One generation call for every live run (run_slots' `act`); each run keeps its output for `_step`."""
+        gens = self.policy.generate(
+            [r.ids for r in live], seed=[r.seed * 1_000_003 + len(r.rewards) for r in live]
+        )
+        for r, g in zip(live, gens):
+            r.generation = g
+        return sum(len(g.token_ids) for g in gens)
+
+    def _step(self, r: _Run) -> bool:
+        """The run's turn with its last generation (run_slots' `step`): compare, patch, step the env; True once done."""
+        g, r.generation = r.generation, None
+        self._turn(r, g)
+        return r.done
 
     def _turn(self, r: _Run, g: Any) -> None:
         cfg, chat = self.cfg, self.policy.chat
