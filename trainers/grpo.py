@@ -250,21 +250,7 @@ class GRPOTrainer:
         if env_id:
             cfg = replace(cfg, env_id=env_id)
         self.rank, self.world = dist_info()
-        if cfg.rollout_backend == "ray" and cfg.dynamic_sampling and self.world > 1:
-            raise ConfigError(
-                "config field 'dynamic_sampling' with rollout_backend=ray and several trainer processes is not "
-                "supported (ranks would need different numbers of rollout rounds); set dynamic_sampling=false"
-            )
-        if self.rank > 0:
-            cfg = replace(
-                cfg,
-                output_dir=str(Path(cfg.output_dir) / f"rank{self.rank}"),
-                progress=False,
-                tensorboard=False,
-                wandb=False,
-                plot=False,
-            )
-        self.config = cfg
+        self.config = cfg = self._rank_config(cfg)
         self.policy = policy
         # a bare nn.Module trains with an engine of its own (no sampling settings); anything else is a TokenPolicy
         for p, what in ((policy, "GRPOTrainer"), (rollout_policy, "GRPOTrainer's rollout_policy")):
@@ -280,6 +266,48 @@ class GRPOTrainer:
         self.ref_model = ref_model
         if cfg.kl_beta > 0 and self.ref_model is None:
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self._setup_rollouts(policy, engine, rollout_policy)
+        self.evaluator = evaluator
+        self.sync_rollout_weights()
+        self._setup_optimizer()
+        self.tasks = TaskStream(
+            task_ids or cfg.task_ids or split_task_ids(cfg.env_id, cfg.env_kwargs, cfg.split), cfg.seed
+        )
+        self.entropy_terms = EntropyTerms(cfg)
+        self._tis_weights: dict[int, torch.Tensor] = {}  # truncated IS: sample id -> its token weights
+        self._stream: Any = None  # async mode: the engine's RolloutStream
+        self._read_ahead: list[int] = []  # async mode: task positions after each requested batch
+        self._consumed_position = 0
+        self.step = 0
+        self._build_hooks(callbacks)
+        self.pad_id = int(self.tokenizer.pad_token_id or 0) if self.tokenizer is not None else 0
+        self.out = Path(cfg.output_dir)
+        self.logger: MetricsLogger | None = None
+
+    # ---- setup helpers ---------------------------------------------------------------------------------------
+    def _rank_config(self, cfg: GRPOConfig) -> GRPOConfig:
+        """The config this rank runs: ranks > 0 write under `output_dir/rank<r>` without progress bar, TensorBoard,
+        W&B or plots; refuses what several ranks cannot share."""
+        if cfg.rollout_backend == "ray" and cfg.dynamic_sampling and self.world > 1:
+            raise ConfigError(
+                "config field 'dynamic_sampling' with rollout_backend=ray and several trainer processes is not "
+                "supported (ranks would need different numbers of rollout rounds); set dynamic_sampling=false"
+            )
+        if self.rank == 0:
+            return cfg
+        return replace(
+            cfg,
+            output_dir=str(Path(cfg.output_dir) / f"rank{self.rank}"),
+            progress=False,
+            tensorboard=False,
+            wandb=False,
+            plot=False,
+        )
+
+    def _setup_rollouts(self, policy: Any, engine: Any, rollout_policy: Any) -> None:
+        """Sets `ray_backend`, `fsdp`, `rollout_policy` and `engine`: the Ray rollout service (rank 0 only), FSDP
+        sharding, the async sampler replica, the config's sampling settings on every policy, the default engine."""
+        cfg = self.config
         # rollout_backend=ray: one rollout service for every rank, driven by rank 0 (the other ranks get their
         # episodes from it, `_from_rank0`); built before FSDP shards the model, which its workers copy
         self.ray_backend = cfg.rollout_backend == "ray"
@@ -308,29 +336,17 @@ class GRPOTrainer:
         if engine is None and not self.ray_backend:
             engine = self._default_engine()
         self.engine = engine  # None on ranks > 0 with rollout_backend=ray
-        self.evaluator = evaluator
-        self.sync_rollout_weights()
+
+    def _setup_optimizer(self) -> None:
+        """AdamW over the trainable parameters and the config's learning-rate schedule (per optimizer step)."""
+        cfg = self.config
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         per_step = cfg.ppo_epochs * math.ceil(cfg.tasks_per_step * cfg.group_size / cfg.mini_batch_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(cfg.lr_schedule, cfg.warmup_steps, cfg.steps * per_step)
         )
-        self.tasks = TaskStream(
-            task_ids or cfg.task_ids or split_task_ids(cfg.env_id, cfg.env_kwargs, cfg.split), cfg.seed
-        )
-        self.entropy_terms = EntropyTerms(cfg)
-        self._tis_weights: dict[int, torch.Tensor] = {}  # truncated IS: sample id -> its token weights
-        self._stream: Any = None  # async mode: the engine's RolloutStream
-        self._read_ahead: list[int] = []  # async mode: task positions after each requested batch
-        self._consumed_position = 0
-        self.step = 0
-        self._build_hooks(callbacks)
-        self.pad_id = int(self.tokenizer.pad_token_id or 0) if self.tokenizer is not None else 0
-        self.out = Path(cfg.output_dir)
-        self.logger: MetricsLogger | None = None
 
-    # ---- setup helpers ---------------------------------------------------------------------------------------
     def _build_hooks(self, callbacks: list[Callback] | None) -> None:
         """Reward shapers, the max_turns schedule, extra advantages, the rollout strategy and the callbacks. A shaper
         factory that returns a `Callback` also runs as one (SPA-RL fits in `on_rollouts`; SLIM is only a callback)."""
