@@ -12,11 +12,14 @@ with more seeds), and `--aggregate-only` only rebuilds the summary.
 
 `--name NAME` keeps an experiment apart from the family's default one (runs under `--runs/NAME/`, results in
 `learning_NAME.*`); `--compare BASE,ARM` adds the paired per-seed comparison of two RL arms (ARM's relative cost cut
-and success difference against BASE, with 95% t- and bootstrap intervals), e.g. the HC-GRPO experiment of
-docs/algorithms.md:
+and success difference against BASE, with 95% t- and bootstrap intervals; in the JSON as `comparison`, as a table in
+`learning_NAME_comparison.md`), e.g. the HC-GRPO experiment of docs/algorithms.md:
 
     .venv/bin/python benchmarks/learning.py --name hc_grpo --compare grpo,hc_grpo --family embodied --seeds 3 \
-        --jobs 2 -- --sft-expert scripted:wasteful --staleness 0 --algos grpo,hc_grpo ...
+        --jobs 3 -- --staleness 0 --max-turns 7 --max-new-tokens 20 --sft-expert scripted:wasteful \
+        --sft-from "runs/hc_sft/seed{seed}" --algos grpo,hc_grpo --hc-lam 2 --rl-steps 8 ...
+
+(`{seed}` in an extra option becomes each seed's number: there, the SFT weights each seed trained beforehand.)
 
 Writes `benchmarks/results/learning_<family>.json` (per seed and arm: held-out success, valid-action rate, cost,
 turns and the curve; per arm: mean and 95% t-interval over seeds; each RL arm's gain over SFT with the paired
@@ -362,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         "--compare",
         default="",
         help="BASE,ARM: also the paired per-seed comparison of ARM against BASE (relative cost cut, success "
-        "difference, each with 95%% intervals), in the JSON as `comparison` and under the markdown table",
+        "difference, each with 95%% intervals), in the JSON as `comparison` and in learning_<name>_comparison.md",
     )
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (or --seed-list)")
     ap.add_argument("--seed-list", default="", help="comma-separated seeds (overrides --seeds)")
@@ -439,9 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     res_dir.mkdir(parents=True, exist_ok=True)
     (res_dir / f"learning_{name}.json").write_text(json.dumps(out, indent=1) + "\n")
     table = markdown_table(summary)
+    (res_dir / f"learning_{name}.md").write_text(table)  # the table alone (the README quotes it verbatim)
     if compare:
         table += "\n" + comparison_table(summary["comparison"])
-    (res_dir / f"learning_{name}.md").write_text(table)
+        (res_dir / f"learning_{name}_comparison.md").write_text(comparison_table(summary["comparison"]))
     plot(
         summary,
         res_dir / f"learning_{name}.png",

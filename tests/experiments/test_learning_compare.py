@@ -94,7 +94,8 @@ def test_named_experiment_writes_its_own_files_with_the_comparison(tmp_path):
     argv = ["--name", "hc", "--compare", "grpo,hc_grpo", "--family", "embodied", "--seeds", "3"]
     argv += ["--runs", str(tmp_path / "runs"), "--results", str(res), "--aggregate-only", "--", *extra]
     assert lb.main(argv) == 0
-    assert sorted(p.name for p in res.iterdir()) == ["learning_hc.json", "learning_hc.md", "learning_hc.png"]
+    names = ["learning_hc.json", "learning_hc.md", "learning_hc.png", "learning_hc_comparison.md"]
+    assert sorted(p.name for p in res.iterdir()) == names
     got = json.loads((res / "learning_hc.json").read_text())
     assert got["name"] == "hc" and got["seeds"] == [0, 1, 2] and got["seeds_missing"] == []
     head = "python benchmarks/learning.py --name hc --compare grpo,hc_grpo --family embodied"
@@ -103,8 +104,11 @@ def test_named_experiment_writes_its_own_files_with_the_comparison(tmp_path):
     assert got["comparison"]["cost_cut_percent"]["mean"] == pytest.approx(125 / 3)
     assert got["arms"]["hc_grpo"]["cost"]["mean"] == pytest.approx(0.2)  # per-arm mean cost with its interval
     assert got["arms"]["hc_grpo"]["cost"]["half_width"] > 0
-    md = (res / "learning_hc.md").read_text()
-    assert md.startswith("| arm (3 seeds) |") and "| seed | grpo cost | hc_grpo cost |" in md
+    # the arms' table alone in learning_hc.md (the README quotes it), the comparison beside it
+    assert (res / "learning_hc.md").read_text() == lb.markdown_table(got)
+    cmp_md = (res / "learning_hc_comparison.md").read_text()
+    assert cmp_md == lb.comparison_table(got["comparison"])
+    assert "| seed | grpo cost | hc_grpo cost |" in cmp_md
     # each seed's own {seed}: a seed run with another seed's options is not taken
     assert lb.seed_options(extra, 2)[1] == "runs/sft/seed2"
     assert lb.finished(tmp_path / "runs" / "hc" / "seed1", lb.seed_options(extra, 0)) is None
