@@ -52,11 +52,10 @@ def playable(entry: EnvEntry, split: str | None) -> set[str]:
 
 def planned(entry: EnvEntry, split: str | None, n: int = 12) -> dict[str, list[str]]:
     """The task ids that evaluation, the rollout engine and the trainer's task stream plan for `n` episodes."""
-    from turngym.agents.engine import RolloutEngine
-    from turngym.trainers.grpo import TaskStream, split_task_ids
-
     from turngym.agents.backends.tiny import char_tokenizer
+    from turngym.agents.engine import RolloutEngine
     from turngym.agents.policy import TokenPolicyBase
+    from turngym.trainers.grpo import TaskStream, split_task_ids
 
     class NoPolicy(TokenPolicyBase):  # planning never generates
         def generate(self, prompts, **kwargs):
