@@ -202,17 +202,8 @@ def test_cli_trains_a_step_with_ray_rollouts(tmp_path):
         "tensorboard=false",
         "save_every=0",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "turngym.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    run_cli(args, timeout=180)
+    rows = metrics(out)
     assert [r["step"] for r in rows] == [1]
     assert rows[0]["weight_sync_s"] > 0  # the update went to the workers
 
@@ -462,8 +453,10 @@ class RayProbe(Callback):
 '''
 
 
-def run_cli(args, nproc=1, timeout=420):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def run_cli(args, nproc=1, timeout=420, env=None):
+    """`turngym <args>` in a subprocess (under torchrun with `nproc` > 1), one OpenMP thread plus `env`; asserts
+    it exits 0 and returns its wall time in seconds."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     launcher = [sys.executable, "-m", "turngym.cli"]
     if nproc > 1:
         launcher = [

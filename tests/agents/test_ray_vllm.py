@@ -8,8 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -254,20 +252,12 @@ def test_turngym_train_with_vllm_ray_workers(tmp_path, staleness):
     ]
     if staleness:
         args += [f"max_staleness={staleness}", "tis_cap=2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "turngym.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    from tests.agents.test_ray_engine import metrics, run_cli
+
+    secs = run_cli(args, timeout=900, env={"VLLM_CPU_KVCACHE_SPACE": "1"})
+    rows = metrics(out)
     keys = ("step", "rollout_logprob_gap", "weight_sync_s", "grad_norm", "staleness", "tis_mismatch")
-    print(f"{time.perf_counter() - t0:.0f} s:", [{k: r.get(k) for k in keys} for r in rows])
+    print(f"{secs:.0f} s:", [{k: r.get(k) for k in keys} for r in rows])
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["weight_sync_s"] > 0 for r in rows)  # the update went to the workers
     assert rows[0]["grad_norm"] > 0

@@ -3,24 +3,15 @@ hand-made per-seed tables."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
+from tests.test_learning_bench import lb  # benchmarks/learning.py, loaded once for both test files
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("learning_bench_cmp", ROOT / "benchmarks" / "learning.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-lb = _load()
 
 # per seed: (grpo success, grpo cost, hc_grpo success, hc_grpo cost)
 TABLE = {0: (0.5, 0.4, 0.5, 0.2), 1: (0.6, 0.5, 0.5, 0.25), 2: (0.4, 0.2, 0.5, 0.15)}
