@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from tests.test_learning_bench import lb  # benchmarks/learning.py, loaded once for both test files
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # per seed: (grpo success, grpo cost, hc_grpo success, hc_grpo cost)
 TABLE = {0: (0.5, 0.4, 0.5, 0.2), 1: (0.6, 0.5, 0.5, 0.25), 2: (0.4, 0.2, 0.5, 0.15)}
