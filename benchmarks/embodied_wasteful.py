@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -86,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import turngym  # noqa: F401 - registers the ids
     from turngym.experiments.demo import ENV_ID, derived_pack
+    from turngym.numerics import cpu_model
 
     with tempfile.TemporaryDirectory() as tmp:
         # the HC-GRPO runs' pack: 4,800 generated easy train tasks, 50 held-out, fresh memories
@@ -99,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             for agent in AGENTS
         }
     record = {
-        "command": "python benchmarks/embodied_wasteful.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": platform.processor() or platform.machine(),
+        "command": " ".join(
+            ["python benchmarks/embodied_wasteful.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "machine": cpu_model(),
         "tasks": "easy EmbodiedSearch, staleness 0 (the HC-GRPO comparison's pack)",
         "results": results,
     }

@@ -19,13 +19,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import gymnasium as gym
 
 from turngym.envs.embodied.env import EmbodiedSearchEnv
+from turngym.numerics import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_ID = "turngymbench/SlowEmbodiedSearch-v0"
@@ -41,16 +41,6 @@ class SlowEmbodiedSearchEnv(EmbodiedSearchEnv):
     def step(self, action):
         time.sleep(self.step_delay)
         return super().step(action)
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(
-            line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")
-        )
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def run_side(workers: int, slots: int, args: argparse.Namespace) -> dict:
