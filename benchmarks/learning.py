@@ -13,7 +13,8 @@ with more seeds), and `--aggregate-only` only rebuilds the summary.
 `--name NAME` keeps an experiment apart from the family's default one (runs under `--runs/NAME/`, results in
 `learning_NAME.*`); `--compare BASE,ARM` adds the paired per-seed comparison of two RL arms (ARM's relative cost cut
 and success difference against BASE, with 95% t- and bootstrap intervals; in the JSON as `comparison`, as a table in
-`learning_NAME_comparison.md`), e.g. the HC-GRPO experiment of docs/algorithms.md:
+`learning_NAME_comparison.md`; `--compare BASE,ARM1,ARM2,...` compares each ARM against BASE, in the JSON as the list
+`comparisons` and one table per ARM in the same file), e.g. the HC-GRPO experiment of docs/algorithms.md:
 
     .venv/bin/python benchmarks/learning.py --name hc_grpo --compare grpo,hc_grpo --family embodied --seeds 3 \
         --jobs 3 -- --staleness 0 --max-turns 7 --max-new-tokens 20 --sft-expert scripted:wasteful \
@@ -365,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         "--compare",
         default="",
         help="BASE,ARM: also the paired per-seed comparison of ARM against BASE (relative cost cut, success "
-        "difference, each with 95%% intervals), in the JSON as `comparison` and in learning_<name>_comparison.md",
+        "difference, each with 95%% intervals), in the JSON as `comparison` and in learning_<name>_comparison.md; "
+        "BASE,ARM1,ARM2,...: each ARM against BASE, in the JSON as the list `comparisons`",
     )
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (or --seed-list)")
     ap.add_argument("--seed-list", default="", help="comma-separated seeds (overrides --seeds)")
@@ -388,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         ap.error(f"--seed-list {a.seed_list!r}: expected comma-separated integers")
     compare = [x.strip() for x in a.compare.split(",") if x.strip()]
-    if a.compare and len(compare) != 2:
-        ap.error(f"--compare {a.compare!r}: expected BASE,ARM (two arm names, e.g. grpo,hc_grpo)")
+    if a.compare and (len(compare) < 2 or len(set(compare)) != len(compare)):
+        ap.error(
+            f"--compare {a.compare!r}: expected BASE,ARM[,ARM...] (distinct arm names, e.g. grpo,hc_grpo)"
+        )
     name = a.name or a.family
     script = FAMILIES[a.family]
     runs = Path(a.runs) / name
@@ -412,9 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     missing = [s for s in seeds if s not in per_seed]
     summary = aggregate(per_seed)
     if compare:
-        summary["comparison"] = compare_arms(
-            {s: seed_rows(per_seed[s]) for s in summary["seeds"]}, compare[0], compare[1]
-        )
+        comps = [
+            compare_arms({s: seed_rows(per_seed[s]) for s in summary["seeds"]}, compare[0], arm)
+            for arm in compare[1:]
+        ]
+        # one pair: `comparison` (as before); several arms: the list `comparisons`, in --compare's order
+        summary["comparison" if len(comps) == 1 else "comparisons"] = comps[0] if len(comps) == 1 else comps
     first = per_seed[summary["seeds"][0]]
     out = {
         "family": a.family,
@@ -444,8 +451,15 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(summary)
     (res_dir / f"learning_{name}.md").write_text(table)  # the table alone (the README quotes it verbatim)
     if compare:
-        table += "\n" + comparison_table(summary["comparison"])
-        (res_dir / f"learning_{name}_comparison.md").write_text(comparison_table(summary["comparison"]))
+        cmp_md = (
+            comparison_table(summary["comparison"])
+            if "comparison" in summary
+            else "\n".join(
+                f"{c['arm']} vs {c['base']}:\n\n{comparison_table(c)}" for c in summary["comparisons"]
+            )
+        )
+        table += "\n" + cmp_md
+        (res_dir / f"learning_{name}_comparison.md").write_text(cmp_md)
     plot(
         summary,
         res_dir / f"learning_{name}.png",

@@ -114,3 +114,28 @@ def test_default_outputs_carry_no_comparison(tmp_path):
     assert "comparison" not in got and "name" not in got
     assert got["command"] == "python benchmarks/learning.py --family embodied --seed-list 0,1,2"
     assert (res / "learning_embodied.md").read_text() == lb.markdown_table(got)  # the table alone, as before
+
+
+def test_compare_several_arms_against_one_base(tmp_path):
+    extra = ["--algos", "grpo,hc_grpo,spa"]
+    for s, r in TABLE.items():
+        res = result(*r, s, lb.seed_options(extra, s))
+        res["runs"]["spa"] = {**res["runs"]["grpo"], "final_success": r[0] + 0.1 * (s - 1)}
+        out = tmp_path / "runs" / "abl" / f"seed{s}"
+        out.mkdir(parents=True)
+        (out / "results.json").write_text(json.dumps(res))
+    res_dir = tmp_path / "results"
+    argv = ["--name", "abl", "--compare", "grpo,hc_grpo,spa", "--runs", str(tmp_path / "runs")]
+    assert lb.main([*argv, "--seeds", "3", "--results", str(res_dir), "--aggregate-only", "--", *extra]) == 0
+    got = json.loads((res_dir / "learning_abl.json").read_text())
+    assert "comparison" not in got and [c["arm"] for c in got["comparisons"]] == ["hc_grpo", "spa"]
+    assert got["comparisons"][0]["cost_cut_percent"]["mean"] == pytest.approx(125 / 3)  # as the pair gives
+    # spa: grpo's costs, success differences -10, 0, +10 points
+    assert got["comparisons"][1]["success_diff_points"]["mean"] == pytest.approx(0)
+    assert got["comparisons"][1]["cost_cut_percent"]["mean"] == pytest.approx(0)
+    cmp_md = (res_dir / "learning_abl_comparison.md").read_text()
+    assert cmp_md.startswith("hc_grpo vs grpo:\n\n| seed | grpo cost | hc_grpo cost |")
+    assert "spa vs grpo:\n\n| seed | grpo cost | spa cost |" in cmp_md
+    for bad in ("grpo", "grpo,grpo"):
+        with pytest.raises(SystemExit):
+            lb.main(["--compare", bad, "--aggregate-only", "--runs", str(tmp_path / "runs")])
