@@ -57,6 +57,8 @@ FAMILIES = {
     "embodied": ROOT / "examples" / "learn_cpu.py",
     # the short preset `make demo` runs (100 expert episodes, 75 SFT steps, 12 GRPO steps of 4 x 8, 12 held-out tasks)
     "demo": ROOT / "turngym" / "experiments" / "demo.py",
+    # a second env family: ShopAssistant-v0 (privileged expert's dialogues -> SFT -> GRPO; docs/trainers.md)
+    "shopassistant": ROOT / "turngym" / "experiments" / "shopassistant.py",
 }
 METRICS = ("success", "valid_action_rate", "cost", "turns")
 

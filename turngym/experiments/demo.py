@@ -30,6 +30,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,16 +317,21 @@ class DemoConfig:
     threads: int = _opt(1, "torch threads (1: the results do not depend on the core count)")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line: `--name-with-dashes` per `DemoConfig` field (a bool is a switch)."""
+def parser(
+    config: type = DemoConfig, prog: str = "turngym.experiments.demo", description: str | None = __doc__
+) -> argparse.ArgumentParser:
+    """The command line: `--name-with-dashes` per field of `config` (`DemoConfig` or a subclass; a bool is a
+    switch; a field whose metadata says `cli=False` is not an option)."""
     ap = argparse.ArgumentParser(
-        prog="turngym.experiments.demo",
-        description=__doc__,
+        prog=prog,
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for f in dataclasses.fields(DemoConfig):
+    for f in dataclasses.fields(config):
+        if f.metadata.get("cli") is False:
+            continue
         flag = "--" + f.name.replace("_", "-")
-        kw = {k: v for k, v in f.metadata.items() if v != ""}
+        kw = {k: v for k, v in f.metadata.items() if v != "" and k != "cli"}
         if isinstance(f.default, bool):
             ap.add_argument(flag, action="store_true", **kw)
         else:
@@ -336,6 +342,9 @@ def parser() -> argparse.ArgumentParser:
 def parse(argv: list[str] | None = None) -> DemoConfig:
     """`DemoConfig` from command-line options."""
     return DemoConfig(**vars(parser().parse_args(argv)))
+
+
+Build = Callable[[Any], tuple[Path, dict[str, Any], list[Any], Any]]
 
 
 def run_options(run: str | Path) -> DemoConfig:
@@ -392,8 +401,14 @@ def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
     return pack, env_kwargs, experts, policy
 
 
-def run(a: DemoConfig, argv: list[str] | None = None) -> dict[str, Any]:
-    """The whole demo with the options `a`; writes and returns OUT/results.json (`argv` is recorded in it)."""
+def run(
+    a: DemoConfig, argv: list[str] | None = None, *, env_id: str = ENV_ID, build_fn: Build | None = None
+) -> dict[str, Any]:
+    """The whole demo with the options `a`; writes and returns OUT/results.json (`argv` is recorded in it).
+
+    Another env family reuses the pipeline with its own `env_id` and `build_fn(a)` -> (pack, env kwargs, successful
+    expert episodes, policy) (e.g. `turngym.experiments.shopassistant`); held-out tasks are the pack's `test`
+    split."""
     import torch
 
     from turngym.agents.evaluate import greedy_episodes
@@ -405,14 +420,14 @@ def run(a: DemoConfig, argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     t0 = time.time()
-    pack, env_kwargs, experts, policy = build(a)
+    pack, env_kwargs, experts, policy = (build_fn or build)(a)
     eval_ids = split_ids(pack, "test", a.eval_episodes or None)
 
     def evaluate(tag: str = "", prompt_hook: Any = None) -> dict[str, float]:
         """Greedy on the held-out tasks (the same tasks and seed at every evaluation), logged to OUT/eval_<tag>.jsonl."""
         eps = greedy_episodes(
             policy,
-            ENV_ID,
+            env_id,
             eval_ids,
             split="test",
             seed=10_000 + a.seed,
@@ -450,7 +465,7 @@ def run(a: DemoConfig, argv: list[str] | None = None) -> dict[str, Any]:
     (out / "sft").mkdir(parents=True, exist_ok=True)
     torch.save(sft_state, out / "sft" / "model.pt")
     results: dict[str, Any] = {
-        "env": ENV_ID,
+        "env": env_id,
         "difficulty": a.difficulty,
         "staleness": a.staleness,
         "eval_tasks": len(eval_ids),
@@ -476,8 +491,8 @@ def run(a: DemoConfig, argv: list[str] | None = None) -> dict[str, Any]:
         for algo in [s.strip() for s in a.algos.split(",") if s.strip()]
     }
     base = {
-        "env_id": ENV_ID,
-        "env_kwargs": {**env_kwargs, "lam": a.rl_lam},
+        "env_id": env_id,
+        "env_kwargs": {**env_kwargs, **({"lam": a.rl_lam} if a.rl_lam is not None else {})},
         "split": "train",
         "steps": a.rl_steps,
         "tasks_per_step": a.tasks_per_step,

@@ -1,0 +1,153 @@
+"""Learning on a second env family: SFT of a tiny Llama on ShopAssistant's expert dialogues, then GRPO, held out.
+
+    python -m turngym.experiments.shopassistant --out runs/shop [options]
+    python benchmarks/learning.py --family shopassistant --seeds 5        # over seeds, with 95% intervals
+
+Env: `turngym/ShopAssistant-v0` (docs/shopping.md): a simulated customer with a hidden profile (product type,
+must-have attributes, option preferences, budget, sometimes a change of mind, patience of 3 rejections); actions
+`ask[...]`, `search[...]`, `view[...]`, `recommend[ASIN, NAME: VALUE, ...]`, `end`; success when the customer
+accepts a recommendation. Pack `shopassistant-synth`: SFT and RL on the `train` split (500 profiles), greedy
+held-out evaluation on the `test` split (100 other profiles over the same catalog; never trained on).
+
+Why RL has something to learn here: the scripted expert is privileged. It reads the customer's hidden state: it
+recommends the first search result that meets every constraint, which it checks on the catalog (attributes and
+options that the result list does not show), so its recommended result is the first one in about half its episodes
+and a later one otherwise, for reasons the learner cannot see; and it never recommends a product the customer
+rejects (its only rejections are the customer's change of mind). SFT imitates that mixture, and the expert data
+holds no recovery from a rejection. What works for a learner that cannot see the catalog's hidden fields is found
+only by trying (e.g. what to recommend after "That's too expensive" or "It needs to be ..."): GRPO on the env's
+reward (+1 on acceptance, minus 0.05 per question and 0.01 per turn).
+
+Model: the demo's tiny Llama (`turngym.experiments.demo`, same options) over a word-level tokenizer built from the
+expert episodes' text plus every catalog ASIN (`catalog_words`), so a product is one id in the result list and in
+`recommend[...]` (recommending is copying one id; unseen ASINs would otherwise be spelled character by character).
+The pipeline (SFT, RL arms from the same SFT weights, evaluations, OUT/results.json) is `demo.run`'s, so
+`benchmarks/learning.py` aggregates it like the embodied runs. The options are `ShopConfig`'s fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from turngym.errors import ConfigError
+from turngym.experiments import demo
+from turngym.experiments.demo import DemoConfig, _opt
+from turngym.experiments.pipeline import episode_texts, successful_episodes
+
+log = logging.getLogger("turngym.experiments.shopassistant")
+
+ENV_ID = "turngym/ShopAssistant-v0"
+PACK = "shopassistant-synth"
+
+
+@dataclass
+class ShopConfig(DemoConfig):
+    """The demo's options with this family's defaults; the embodied-only ones are not options here."""
+
+    out: str = _opt("runs/shop")
+    difficulty: str = _opt("", cli=False)
+    staleness: float | None = _opt(None, cli=False)
+    eval_episodes: int = _opt(0, "held-out test tasks evaluated, the first N (0 = all 100)")
+    train_tasks: int = _opt(0, cli=False)
+    test_tasks: int = _opt(0, cli=False)
+    tokenizer: str = _opt(
+        "words", "words: word-level with implicit spaces (the only one with one id per ASIN)"
+    )
+    vocab_size: int = _opt(16384, "at most this many ids (the corpus has fewer: every word is kept)")
+    expert_episodes: int = _opt(1000, "expert episodes on the train split (SFT data; all succeed)")
+    sft_epochs: int = _opt(1)
+    sft_lr: float = _opt(3e-3)
+    sft_warmup: int = _opt(20)
+    sft_schedule: str = _opt("cosine")
+    rl_steps: int = _opt(12)
+    rl_lr: float = _opt(5e-4)
+    rl_lam: float | None = _opt(None, cli=False)  # ShopAssistant's reward has its costs built in
+    invalid_penalty: float = _opt(0.0, "RL reward shaping: -coef per invalid action (0: off)")
+    eval_every: int = _opt(4)
+    group_size: int = _opt(8)
+    tasks_per_step: int = _opt(8)
+    rl_mini_batch: int = _opt(32, "episodes per RL optimizer step")
+    max_turns: int = _opt(10, "turn limit (the expert needs 4-8)")
+    max_new_tokens: int = _opt(24)
+
+
+def catalog_words(pack: str | Path = PACK) -> str:
+    """Every ASIN of the pack's catalog, space-separated: added to the tokenizer's corpus so that each product is
+    one id."""
+    from turngym.envs.shopping.catalog import load_catalog
+    from turngym.tasks.pack import BUILTIN_DIR
+
+    root = Path(pack) if Path(pack).is_dir() else BUILTIN_DIR / str(pack)
+    manifest = root / "manifest.json"
+    if not manifest.is_file():
+        raise ConfigError(f"task pack {pack!r}: no manifest.json at {manifest}")
+    spec = json.loads(manifest.read_text()).get("catalog")
+    return " ".join(p.asin for p in load_catalog(spec, root).products)
+
+
+def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
+    """(pack folder, env kwargs, the expert's successful train episodes, the untrained policy), all from `a`."""
+    from turngym.agents.backends.bpe import bpe_policy
+    from turngym.agents.base import make_agent
+    from turngym.tasks.pack import BUILTIN_DIR
+
+    if a.tokenizer != "words":
+        raise ConfigError(f"--tokenizer {a.tokenizer!r}: this experiment uses 'words' (one id per ASIN)")
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    pack = BUILTIN_DIR / PACK
+    env_kwargs = {"task_pack": str(pack)}
+    experts = successful_episodes(
+        ENV_ID,
+        make_agent(a.sft_expert),
+        a.expert_episodes,
+        seed=a.seed,
+        max_turns=a.max_turns,
+        env_kwargs=env_kwargs,
+    )
+    log.info("%d successful %s episodes", len(experts), a.sft_expert)
+    policy = bpe_policy(
+        [*episode_texts(experts), catalog_words(pack)],
+        vocab_size=a.vocab_size,
+        implicit_spaces=True,
+        seed=a.seed,
+        hidden=a.hidden,
+        layers=a.layers,
+        heads=a.heads,
+        tie_embeddings=not a.freeze_embeddings,
+        freeze_embeddings=a.freeze_embeddings,
+        max_new_tokens=a.max_new_tokens,
+    )
+    return pack, env_kwargs, experts, policy
+
+
+def parse(argv: list[str] | None = None) -> ShopConfig:
+    ap = demo.parser(ShopConfig, prog="turngym.experiments.shopassistant", description=__doc__)
+    return ShopConfig(**vars(ap.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv  # recorded in results.json
+    a = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    res = demo.run(a, argv, env_id=ENV_ID, build_fn=build)
+    print(f"held-out success ({res['eval_tasks']} test tasks of {ENV_ID}, seed {res['seed']}):")
+    print(f"  after SFT: {res['sft_success']:.3f} (valid actions {res['sft_valid_action_rate']:.3f})")
+    for algo, r in res["runs"].items():
+        print(
+            f"  after {algo}: {r['final_success']:.3f} ({r['gain_points']:+.1f} points; best {r['best_success']:.3f};"
+            f" valid actions {r['final_valid_action_rate']:.3f}; cost {r['final_cost']:.3f})"
+        )
+    print(f"  wall time {res['total_seconds']:.0f} s; metrics under {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    from turngym.numerics import pin_isa
+
+    pin_isa()  # ATEN_CPU_CAPABILITY=avx2 before torch loads (TURNGYM_ISA=native to opt out)
+    raise SystemExit(main())
