@@ -116,8 +116,8 @@ def freeze_below(model: Any, train_layers: int) -> int:
 
 
 def throughput(recs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Seconds per GRPO step (rollout + update, mean over steps) and rollout tokens per second, from the trainer's
-    per-step records."""
+    """Seconds per GRPO step (rollout + update, mean over steps) and generated tokens per second of rollout time
+    (generation, prefill and env steps), from the trainer's per-step records."""
     steps = [r for r in recs if "rollout_s" in r]
     if not steps:
         return {}
@@ -129,8 +129,9 @@ def throughput(recs: list[dict[str, Any]]) -> dict[str, Any]:
         "rollout_seconds_per_step": sum(roll) / len(steps),
         "update_seconds_per_step": sum(upd) / len(steps),
     }
-    toks = [r.get("generated_tokens") for r in steps]
-    if all(isinstance(t, (int, float)) for t in toks):
+    # generated tokens per step: the mean policy tokens per episode times the episodes
+    toks = [r["policy_tokens"] * r["batch_samples"] if "policy_tokens" in r else None for r in steps]
+    if all(t is not None for t in toks):
         out["generated_tokens_per_step"] = sum(toks) / len(steps)
         out["rollout_tokens_per_s"] = sum(toks) / sum(roll) if sum(roll) else None
     return out
