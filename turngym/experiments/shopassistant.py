@@ -52,27 +52,27 @@ class ShopConfig(DemoConfig):
     out: str = _opt("runs/shop")
     difficulty: str = _opt("", cli=False)
     staleness: float | None = _opt(None, cli=False)
-    eval_episodes: int = _opt(0, "held-out test tasks evaluated, the first N (0 = all 100)")
+    eval_episodes: int = _opt(50, "held-out test tasks evaluated, the first N (0 = all 100)")
     train_tasks: int = _opt(0, cli=False)
     test_tasks: int = _opt(0, cli=False)
     tokenizer: str = _opt(
         "words", "words: word-level with implicit spaces (the only one with one id per ASIN)"
     )
     vocab_size: int = _opt(16384, "at most this many ids (the corpus has fewer: every word is kept)")
-    expert_episodes: int = _opt(1000, "expert episodes on the train split (SFT data; all succeed)")
+    expert_episodes: int = _opt(800, "expert episodes on the train split (SFT data; all succeed)")
     sft_epochs: int = _opt(1)
     sft_lr: float = _opt(3e-3)
     sft_warmup: int = _opt(20)
     sft_schedule: str = _opt("cosine")
-    rl_steps: int = _opt(12)
+    rl_steps: int = _opt(6)
     rl_lr: float = _opt(5e-4)
     rl_lam: float | None = _opt(None, cli=False)  # ShopAssistant's reward has its costs built in
     invalid_penalty: float = _opt(0.0, "RL reward shaping: -coef per invalid action (0: off)")
-    eval_every: int = _opt(4)
+    eval_every: int = _opt(3)
     group_size: int = _opt(8)
-    tasks_per_step: int = _opt(8)
+    tasks_per_step: int = _opt(4)
     rl_mini_batch: int = _opt(32, "episodes per RL optimizer step")
-    max_turns: int = _opt(10, "turn limit (the expert needs 4-8)")
+    max_turns: int = _opt(10, "turn limit per episode")
     max_new_tokens: int = _opt(24)
 
 
