@@ -42,3 +42,17 @@ def test_build_expert_data_splits_and_asin_ids(tmp_path):
     assert ids[0] in tok.encode(shown, add_special_tokens=False)
     with pytest.raises(ConfigError, match="tokenizer"):
         shopassistant.build(shopassistant.ShopConfig(out=str(tmp_path), tokenizer="char"))
+
+
+def test_replay_stats_says_where_recommendations_fail():
+    expert = shopassistant.expert_episodes_on_test(3)
+    st = shopassistant.replay_stats(expert)
+    assert st["episodes"] == 3 and st["success"] == 1.0 and st["recommended_asin_on_screen"] == 1.0
+    assert st["verdicts"]["accepted"] == 3
+    task = expert[0][0]
+    bad = [(task, ["recommend[B000000000, color: red]", "search[zzz]", "end"])]
+    st = shopassistant.replay_stats(bad)
+    assert st["success"] == 0.0 and st["verdicts"]["invalid"] == 1 and st["searches_per_episode"] == 1.0
+    assert st["recommended_asin_on_screen"] == 0.0 and st["recommended_first_result"] == 0.0
+    with pytest.raises(ConfigError, match="no episodes"):
+        shopassistant.replay_stats([])

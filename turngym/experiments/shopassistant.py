@@ -125,6 +125,120 @@ def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
     return pack, env_kwargs, experts, policy
 
 
+VERDICTS = ("accepted", "changed", "type", "budget", "attribute", "option", "invalid")
+
+
+def replay_stats(episodes: list[tuple[str, list[str]]], max_turns: int = 10) -> dict[str, Any]:
+    """Replays (test task id, actions) episodes on ShopAssistant-v0 (the customer is deterministic, so a replay is
+    the episode) and says where they fail: per episode the success rate and searches; per recommendation the share
+    whose ASIN was in the result list on screen, the share that was its first result, and the customer's verdicts
+    (`accepted`, a rejection's reason: `changed` (change of mind), `type`, `budget`, `attribute`, `option`; or
+    `invalid`: no such product / option)."""
+    import gymnasium as gym
+
+    import turngym  # noqa: F401  (registers the ids)
+    from turngym.tasks.pack import BUILTIN_DIR
+
+    if not episodes:
+        raise ConfigError("replay_stats: no episodes to replay")
+    env = gym.make(ENV_ID, task_pack=str(BUILTIN_DIR / PACK))
+    n_rec = in_results = first = searches = wins = 0
+    verdicts = dict.fromkeys(VERDICTS, 0)
+    for task_id, actions in episodes:
+        env.reset(seed=0, options={"split": "test", "task_id": task_id, "max_turns": max_turns})
+        u = env.unwrapped
+        for act in actions:
+            shown = list(u.results)
+            _, _, term, trunc, info = env.step(act)
+            searches += act.startswith("search[")
+            if act.startswith("recommend["):
+                asin = act[len("recommend[") :].split(",")[0].strip(" ]").upper()
+                n_rec += 1
+                in_results += asin in shown
+                first += bool(shown) and asin == shown[0]
+                v = (
+                    "accepted"
+                    if info.get("success")
+                    else ("invalid" if info.get("invalid_action") else u.last_verdict)
+                )
+                verdicts[v] += 1
+            if term or trunc:
+                break
+        wins += bool(u.accepted)
+    env.close()
+    n = len(episodes)
+    return {
+        "episodes": n,
+        "success": wins / n,
+        "searches_per_episode": searches / n,
+        "recommendations_per_episode": n_rec / n,
+        "recommended_asin_on_screen": in_results / n_rec if n_rec else None,
+        "recommended_first_result": first / n_rec if n_rec else None,
+        "verdicts": verdicts,
+    }
+
+
+def expert_episodes_on_test(n: int, max_turns: int = 10) -> list[tuple[str, list[str]]]:
+    """The scripted expert's episodes on the first `n` test tasks, as (task id, actions)."""
+    from turngym.agents.base import make_agent
+    from turngym.agents.rollout import run_episodes
+    from turngym.tasks.pack import BUILTIN_DIR
+
+    pack = BUILTIN_DIR / PACK
+    ids = demo.split_ids(pack, "test", n)
+    eps = run_episodes(
+        ENV_ID,
+        make_agent("expert"),
+        episodes=len(ids),
+        split="test",
+        task_ids=ids,
+        env_kwargs={"task_pack": str(pack)},
+        options={"max_turns": max_turns},
+    )
+    return [(e.task_id, [s.action for s in e.steps]) for e in eps]
+
+
+def diagnose(argv: list[str]) -> int:
+    """`python -m turngym.experiments.shopassistant diagnose RUN... [--json PATH]`: `replay_stats` of the scripted
+    expert on the runs' held-out tasks and of each run's recorded greedy held-out episodes (OUT/eval_sft.jsonl,
+    OUT/eval_rl.jsonl: the last evaluation of the RL arm), per run and pooled over the runs."""
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="turngym.experiments.shopassistant diagnose", description=diagnose.__doc__
+    )
+    ap.add_argument("runs", nargs="+", help="finished runs' OUT folders")
+    ap.add_argument("--json", default="", help="also write the numbers there")
+    a = ap.parse_args(argv)
+    logs: dict[str, dict[str, list[tuple[str, list[str]]]]] = {}
+    for run in a.runs:
+        res = Path(run) / "results.json"
+        if not res.is_file():
+            raise ConfigError(f"diagnose: {run} has no results.json (not a finished run)")
+        n = json.loads(res.read_text())["eval_tasks"]
+        for tag in ("sft", "rl"):
+            path = Path(run) / f"eval_{tag}.jsonl"
+            if not path.is_file():
+                continue
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            logs.setdefault(tag, {})[run] = [(r["task_id"], r["actions"]) for r in rows[-n:]]
+    n_tasks = max(len(eps) for by_run in logs.values() for eps in by_run.values())
+    out: dict[str, Any] = {
+        "command": "python -m turngym.experiments.shopassistant diagnose " + " ".join(argv),
+        "expert": replay_stats(expert_episodes_on_test(n_tasks)),
+    }
+    for tag, by_run in logs.items():
+        out[tag] = {
+            "pooled": replay_stats([e for eps in by_run.values() for e in eps]),
+            "per_run": {run: replay_stats(eps) for run, eps in by_run.items()},
+        }
+    text = json.dumps(out, indent=1)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text + "\n")
+    return 0
+
+
 def parse(argv: list[str] | None = None) -> ShopConfig:
     ap = demo.parser(ShopConfig, prog="turngym.experiments.shopassistant", description=__doc__)
     return ShopConfig(**vars(ap.parse_args(argv)))
@@ -132,6 +246,8 @@ def parse(argv: list[str] | None = None) -> ShopConfig:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv  # recorded in results.json
+    if argv[:1] == ["diagnose"]:
+        return diagnose(argv[1:])
     a = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     res = demo.run(a, argv, env_id=ENV_ID, build_fn=build)
