@@ -178,19 +178,19 @@ def replay_stats(episodes: list[tuple[str, list[str]]], max_turns: int = 10) -> 
     }
 
 
-def expert_episodes_on_test(n: int, max_turns: int = 10) -> list[tuple[str, list[str]]]:
-    """The scripted expert's episodes on the first `n` test tasks, as (task id, actions)."""
+def expert_episodes_on_test(n: int, max_turns: int = 10, split: str = "test") -> list[tuple[str, list[str]]]:
+    """The scripted expert's episodes on the first `n` tasks of `split` (0: all), as (task id, actions)."""
     from turngym.agents.base import make_agent
     from turngym.agents.rollout import run_episodes
     from turngym.tasks.pack import BUILTIN_DIR
 
     pack = BUILTIN_DIR / PACK
-    ids = demo.split_ids(pack, "test", n)
+    ids = demo.split_ids(pack, split, n or None)
     eps = run_episodes(
         ENV_ID,
         make_agent("expert"),
         episodes=len(ids),
-        split="test",
+        split=split,
         task_ids=ids,
         env_kwargs={"task_pack": str(pack)},
         options={"max_turns": max_turns},
@@ -227,6 +227,14 @@ def diagnose(argv: list[str]) -> int:
         "command": "python -m turngym.experiments.shopassistant diagnose " + " ".join(argv),
         "expert": replay_stats(expert_episodes_on_test(n_tasks)),
     }
+
+    def accepted(eps: list[tuple[str, list[str]]]) -> list[str]:  # the product each expert episode sold
+        return [acts[-1][len("recommend[") :].split(",")[0].strip(" ]").upper() for _, acts in eps]
+
+    sold_train = set(accepted(expert_episodes_on_test(0, split="train")))
+    sold_test = accepted(expert_episodes_on_test(n_tasks))
+    # with an untied output layer, a product the SFT data never recommends has an untrained output row
+    out["expert_test_products_sold_in_train"] = sum(a in sold_train for a in sold_test) / len(sold_test)
     for tag, by_run in logs.items():
         out[tag] = {
             "pooled": replay_stats([e for eps in by_run.values() for e in eps]),
