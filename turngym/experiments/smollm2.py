@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--sft-episodes", type=int, default=16, help="expert episodes for the warm start (0: none)"
     )
-    ap.add_argument("--sft-lr", type=float, default=3e-5)
+    ap.add_argument("--sft-lr", type=float, default=1e-4)
     ap.add_argument("--sft-batch", type=int, default=4)
     ap.add_argument("--sft-epochs", type=int, default=1)
     ap.add_argument("--rl-steps", type=int, default=6)
