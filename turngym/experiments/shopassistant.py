@@ -9,14 +9,18 @@ must-have attributes, option preferences, budget, sometimes a change of mind, pa
 accepts a recommendation. Pack `shopassistant-synth`: SFT and RL on the `train` split (500 profiles), greedy
 held-out evaluation on the `test` split (100 other profiles over the same catalog; never trained on).
 
-Why RL has something to learn here: the scripted expert is privileged. It reads the customer's hidden state: it
-recommends the first search result that meets every constraint, which it checks on the catalog (attributes and
-options that the result list does not show), so its recommended result is the first one in about half its episodes
-and a later one otherwise, for reasons the learner cannot see; and it never recommends a product the customer
-rejects (its only rejections are the customer's change of mind). SFT imitates that mixture, and the expert data
-holds no recovery from a rejection. What works for a learner that cannot see the catalog's hidden fields is found
-only by trying (e.g. what to recommend after "That's too expensive" or "It needs to be ..."): GRPO on the env's
-reward (+1 on acceptance, minus 0.05 per question and 0.01 per turn).
+Why RL has something to learn here: the scripted expert is privileged. It reads the customer's hidden state and
+the catalog: it recommends the first search result that meets every constraint, checking attributes and options
+that the result list does not show, so the result it recommends is the first one in some episodes and a later one
+in others for reasons the learner cannot see; and the customer never rejects its product (its only rejections are
+changes of mind), so the expert data holds no recovery from "That's too expensive" or "It needs to be ...". SFT
+imitates that mixture; what works for a learner that cannot see the hidden fields is found only by trying: GRPO on
+the env's reward (+1 on acceptance, minus 0.05 per question and 0.01 per turn).
+
+What it measured (docs/trainers.md, "A second env family: ShopAssistant-v0"): at the size that fits 5 seeds on 2
+shared cores, the SFT model never copies a listed product into `recommend[...]`, so it never succeeds on held-out
+tasks, GRPO's rollouts never succeed either, and RL has no success signal to follow. `diagnose` (below) replays the
+recorded held-out episodes and says where they fail.
 
 Model: the demo's tiny Llama (`turngym.experiments.demo`, same options) over a word-level tokenizer built from the
 expert episodes' text plus every catalog ASIN (`catalog_words`), so a product is one id in the result list and in
