@@ -150,7 +150,8 @@ def evaluate(
     return {k: m[k] for k in ("success", "tool_calls", "tool_calls_per_success", "invalid_actions")}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parser() -> argparse.ArgumentParser:
+    """The script's options (benchmarks/otc.py parses with it to compare a finished seed's options)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/otc")
     p.add_argument(
@@ -176,8 +177,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--arms", default="grpo,otc")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    a = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from turngym.numerics import numerics_info, pin_isa
+
+    pin_isa()  # before torch is imported: ATen (and MKL) kernels pinned to AVX2 unless TURNGYM_ISA says else
 
     import torch
 
@@ -232,6 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sft_state = copy.deepcopy(policy.model.state_dict())
     summary: dict[str, Any] = {
         "args": vars(a),
+        "numerics": numerics_info(),
         "tasks": task_ids,
         "expert_tool_calls": calls,
         "sft_seconds": time.time() - t0,
@@ -277,6 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
 
     run_arms(start, {arm: arms[arm] for arm in a.arms.split(",")}, base, out, report=report, on_arm=save)
+    summary["seconds"] = time.time() - t0
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
