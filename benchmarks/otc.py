@@ -19,10 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -184,20 +181,6 @@ def _script_args(argv: list[str]) -> argparse.Namespace:
     return mod.parser().parse_args(argv)
 
 
-def run_seed(out: Path, seed: int, extra: list[str]) -> float:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "code.json").write_text(json.dumps(lb.code_state(), indent=1))
-    cmd = [sys.executable, str(SCRIPT), "--out", str(out), "--seed", str(seed), *lb.seed_options(extra, seed)]
-    t0 = time.time()
-    with open(out.parent / f"seed{seed}.log", "w") as fh:
-        rc = subprocess.run(
-            cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=os.environ.copy()
-        ).returncode
-    if rc != 0:
-        raise RuntimeError(f"seed {seed} failed (exit {rc}): see {out.parent / f'seed{seed}.log'}")
-    return time.time() - t0
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -218,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     if todo and a.aggregate_only:
         p.error(f"--aggregate-only: seeds {todo} have not finished under {runs} with these options")
     with ThreadPoolExecutor(a.jobs) as ex:
-        for s, secs in zip(todo, ex.map(lambda s: run_seed(runs / f"seed{s}", s, extra), todo)):
+        for s, secs in zip(
+            todo,
+            ex.map(lambda s: lb.run_seed(SCRIPT, runs / f"seed{s}", s, extra, runs / f"seed{s}.log"), todo),
+        ):
             print(f"seed {s}: {secs:.0f} s", flush=True)
     summaries = {s: finished(runs / f"seed{s}", extra) for s in range(a.seeds)}
     bad = [s for s, v in summaries.items() if v is None]
