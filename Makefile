@@ -12,8 +12,12 @@ APT_PKGS := chromium bubblewrap
 demo: setup
 	$(BIN)/python -m turngym.demo
 
+# The suite runs on JOBS pytest-xdist workers (default: the CPUs this process may use, at most 4; JOBS=0 runs it in
+# one process), each test file whole on one worker (--dist loadfile: a file's module fixtures, e.g. its Ray cluster
+# or browser, start once).
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 4 ] && n=4; echo $$n)
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # The tests that train a tiny model (marker isa_sensitive) again under PyTorch's portable kernels: what they assert
 # must hold on every x86-64 CPU, not only under the kernels this machine picks (ISA=avx2 or avx512 to pick others).
