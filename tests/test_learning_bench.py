@@ -176,3 +176,18 @@ def test_the_recorded_table_is_the_results_file_and_the_readme_quotes_it(path):
     assert table.strip() in readme, (
         f"README.md's learning table differs from benchmarks/results/{path.stem}.md"
     )
+
+
+ISA_DEFAULT_COMPARISONS = sorted(
+    (ROOT / "benchmarks" / "results" / "isa-default").glob("learning_abl_*_comparison.md")
+)
+
+
+@pytest.mark.parametrize("path", ISA_DEFAULT_COMPARISONS, ids=[p.stem for p in ISA_DEFAULT_COMPARISONS])
+def test_docs_quote_the_second_isa_ablation_comparisons(path):
+    """docs/algorithms.md's second-ISA ablation tables are the recorded comparison files, verbatim, and every seed
+    behind them ran under the portable kernels."""
+    res = json.loads(path.with_name(path.name.replace("_comparison.md", ".json")).read_text())
+    assert {n["aten_cpu_capability"] for n in res["numerics"].values()} == {"default"}  # every seed, that ISA
+    docs = (ROOT / "docs" / "algorithms.md").read_text()
+    assert path.read_text().strip() in docs, f"docs/algorithms.md does not quote {path.relative_to(ROOT)}"
