@@ -138,8 +138,10 @@ remove_orphans
 if ! ping; then
   rm -f "$SOCK"
   say "starting podman system service on $SOCK (log: $LOG)"
-  # 9>&-: the service must not inherit the setup lock (it would hold it for as long as it runs)
-  setsid nohup podman system service --time=0 "unix://$SOCK" >"$LOG" 2>&1 </dev/null 9>&- &
+  # 9>&-: the service must not inherit the setup lock (it would hold it for as long as it runs). It runs in $DIR:
+  # conmon writes an `oom` marker into its working directory when a container is OOM-killed, which must not be the
+  # caller's (a checkout, a user's project).
+  (cd "$DIR" && exec setsid nohup podman system service --time=0 "unix://$SOCK" >"$LOG" 2>&1 </dev/null 9>&-) &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 100); do ping && break; sleep 0.1; done
   ping || { say "the service did not answer on $SOCK"; tail -n 20 "$LOG" >&2; exit 1; }
