@@ -252,47 +252,6 @@ def test_stream_close_aborts_the_batch_in_flight(ray_local):
     assert_same_episodes(got, local_episodes(policy, 2, 2, 5))
 
 
-def test_trainer_trains_async_on_ray_workers(ray_local, tmp_path):
-    from turngym.trainers.callbacks import Callback
-    from turngym.trainers.config import GRPOConfig
-    from turngym.trainers.grpo import GRPOTrainer
-
-    class Lags(Callback):
-        def __init__(self):
-            self.batches = []
-
-        def on_rollouts(self, trainer, episodes):
-            self.batches.append([(ep.meta["staleness"], ep.meta["policy_versions"]) for ep in episodes])
-
-    cfg = GRPOConfig(
-        env_id=ENV, model="tiny", steps=3, tasks_per_step=2, group_size=2, max_new_tokens=6, max_turns=2,
-        num_envs=2, lr=1e-2, entropy_coef=0.1, mini_batch_size=4, micro_batch_size=4, save_every=0,
-        rollout_backend="ray", rollout_workers=2, max_staleness=1, tis_cap=2.0,
-        output_dir=str(tmp_path / "run"), progress=False, tensorboard=False, plot=False,
-    )  # fmt: skip
-    lags = Lags()
-    trainer = GRPOTrainer(tiny_policy(max_new_tokens=6), config=cfg, callbacks=[lags])
-    assert trainer.rollout_policy is None  # the workers sample; no replica in this process
-    try:
-        recs = trainer.train()
-        assert trainer.engine._stream is None  # closed with training
-        assert trainer.engine.checksums() == [checksum(trainer.model.state_dict())] * 2
-        assert trainer.engine.policy_version == 4  # the start, then one per step
-    finally:
-        trainer.engine.close()
-    assert [r["step"] for r in recs] == [1, 2, 3]
-    for r in recs:
-        assert 0.0 <= r["staleness"] <= 1.0
-        assert r["tis_mismatch"] >= 0.0 and 0.0 <= r["tis_clipped_share"] <= 1.0
-        assert r["weight_sync_s"] > 0
-    for step, batch in enumerate(lags.batches):
-        for lag, versions in batch:
-            assert (
-                lag <= 1 and min(versions) >= step
-            )  # version 1 is the start's sync (step 0 -> version >= 1 - 1)
-    assert not [t for t in threading.enumerate() if t.name == "turngym-rollout-stream"]
-
-
 def async_trainer_run(tmp_path, name, on_batch=None):
     """3 steps of async GRPO (max_staleness 1) on 2 Ray workers; returns (metrics, each step's episodes, trainer
     checksum == every worker's at the end, the workers' versions and pids at the end). `on_batch(trainer, i)`
@@ -318,17 +277,41 @@ def async_trainer_run(tmp_path, name, on_batch=None):
     )  # fmt: skip
     cb = Batches()
     trainer = GRPOTrainer(tiny_policy(max_new_tokens=6), config=cfg, callbacks=[cb])
+    assert trainer.rollout_policy is None  # the workers sample; no replica in this process
     try:
         recs = trainer.train()
+        assert trainer.engine._stream is None  # closed with training
         synced = trainer.engine.checksums() == [checksum(trainer.model.state_dict())] * 2
         info = trainer.engine.worker_info()
+        assert trainer.engine.policy_version == 4  # the start, then one per step
     finally:
         trainer.engine.close()
     assert not [t for t in threading.enumerate() if t.name == "turngym-rollout-stream"]
     return recs, cb.batches, synced, info
 
 
-def test_worker_killed_during_async_training_reruns_its_share(ray_local, tmp_path):
+@pytest.fixture(scope="module")
+def async_reference(ray_local, tmp_path_factory):
+    """One un-killed async run, shared: checked on its own and the reference of the killed run."""
+    return async_trainer_run(tmp_path_factory.mktemp("async"), "reference")
+
+
+def test_trainer_trains_async_on_ray_workers(async_reference):
+    recs, batches, synced, info = async_reference
+    assert synced and [i["version"] for i in info] == [4, 4]  # every worker on the trainer's weights
+    assert [r["step"] for r in recs] == [1, 2, 3]
+    for r in recs:
+        assert 0.0 <= r["staleness"] <= 1.0
+        assert r["tis_mismatch"] >= 0.0 and 0.0 <= r["tis_clipped_share"] <= 1.0
+        assert r["weight_sync_s"] > 0
+        assert r["rerun_episodes"] == 0 and r["rollout_restarts"] == 0
+    for step, batch in enumerate(batches):
+        assert sorted(ep.meta["index"] for ep in batch) == list(range(8))  # 2 tasks x 4 episodes
+        for ep in batch:  # version 1 is the start's sync (step 0 -> version >= 1 - 1)
+            assert ep.meta["staleness"] <= 1 and min(ep.meta["policy_versions"]) >= step
+
+
+def test_worker_killed_during_async_training_reruns_its_share(ray_local, async_reference, tmp_path):
     """max_staleness 1: while step 1 trains, batch 1 runs on the workers; worker 1 is killed once its share has
     finished an episode. The step's update_policy meets the dead worker (gloo reports the lost peer), waits for the
     restart, forms the group again and sends the weights again; the batch's collect then re-runs the dead worker's
@@ -352,9 +335,8 @@ def test_worker_killed_during_async_training_reruns_its_share(ray_local, tmp_pat
 
     t0 = time.monotonic()
     recs, batches, synced, info = async_trainer_run(tmp_path, "killed", kill_mid_batch)
-    killed_s = time.monotonic() - t0
-    ref_recs, ref_batches, _, _ = async_trainer_run(tmp_path, "reference")
-    print(f"killed run {killed_s:.1f} s, reference {time.monotonic() - t0 - killed_s:.1f} s; killed {killed}")
+    print(f"killed run {time.monotonic() - t0:.1f} s; killed {killed}")
+    ref_recs, ref_batches, _, _ = async_reference
     assert killed, "worker 1 was never seen running batch 1"
     assert [r["step"] for r in recs] == [1, 2, 3]
     for batch in batches:  # nothing lost or doubled: 2 tasks x 4 episodes, each plan index once
