@@ -89,8 +89,20 @@ def test_a_pin_after_torch_loaded_restarts_the_command_with_the_pin(tmp_path):
     assert "restarting this command" in p.stderr
 
 
+def fix_this_process_kernels() -> str | None:
+    """torch picks its kernels once per process, at its first kernel call, from the environment of that moment: make
+    that happen now, under this process's own environment, so that an in-process test that clears the ISA variables
+    cannot decide the kernels of every later test in this (xdist worker) process. Returns them (None: no torch)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.backends.cpu.get_cpu_capability()
+
+
 @pytest.fixture
 def clean_env(monkeypatch):
+    fix_this_process_kernels()
     for k in _VARS:
         monkeypatch.delenv(k, raising=False)
     return monkeypatch
@@ -173,3 +185,31 @@ def test_pin_isa_caps_mkl_at_avx2_unless_set(tmp_path):
     assert run_py(MKL_VAR, tmp_path).stdout.split() == ["AVX2"]
     assert run_py(MKL_VAR, tmp_path, MKL_ENABLE_INSTRUCTIONS="AVX512").stdout.split() == ["AVX512"]
     assert run_py(MKL_VAR, tmp_path, TURNGYM_ISA="native").stdout.split() == ["unset"]
+
+
+def test_this_process_runs_the_kernels_its_environment_names():
+    """Runs after the in-process tests above: an ATEN_CPU_CAPABILITY set for the test run is still what torch runs
+    (it was not decided while a test had cleared the variable)."""
+    isa = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    if isa not in ("default", "avx2", "avx512") or not numerics.is_x86():
+        pytest.skip("ATEN_CPU_CAPABILITY is not set to an x86-64 kernel ISA for this run")
+    got = fix_this_process_kernels()
+    if got is None:
+        pytest.skip("needs torch")
+    assert got == isa.upper() or (isa == "avx512" and got.startswith("AVX512")), (isa, got)
+
+
+@needs_avx2
+def test_the_in_process_tests_leave_the_run_s_kernels_alone(tmp_path):
+    """This file alone under ATEN_CPU_CAPABILITY=default, torch's first kernel call inside a test that clears the
+    ISA variables: the process still runs the portable kernels afterwards (before the fix it ran native ones)."""
+    pytest.importorskip("torch")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    p = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", __file__, "-k",
+            "numerics_info_records or kernels_its_environment_names",
+        ],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0 and "2 passed" in p.stdout, p.stdout[-3000:] + p.stderr[-2000:]
