@@ -28,7 +28,9 @@ turns and the curve; per arm: mean and 95% t-interval over seeds; each RL arm's 
 README quotes) and `learning_<family>.png` (held-out success per RL step: mean over seeds and its 95% band).
 
 The scripts pin PyTorch's kernels to AVX2 (`turngym.numerics.pin_isa`, `TURNGYM_ISA=native` to opt out): each
-seed's numbers are then the same on any x86-64 machine; the spread over seeds is what says how much they mean.
+seed's numbers then repeat bit for bit on one machine, but not across CPU vendors (MKL's matmuls round differently on
+an Intel Xeon and an AMD EPYC even when pinned), so compare machines by their means over seeds and those intervals;
+the spread over seeds is what says how much a number means.
 """
 
 from __future__ import annotations

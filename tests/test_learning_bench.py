@@ -191,3 +191,129 @@ def test_docs_quote_the_second_isa_ablation_comparisons(path):
     assert {n["aten_cpu_capability"] for n in res["numerics"].values()} == {"default"}  # every seed, that ISA
     docs = (ROOT / "docs" / "algorithms.md").read_text()
     assert path.read_text().strip() in docs, f"docs/algorithms.md does not quote {path.relative_to(ROOT)}"
+
+
+def _load_machines():
+    spec = importlib.util.spec_from_file_location("machines_bench", ROOT / "benchmarks" / "machines.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+mb = _load_machines()
+
+
+def test_machine_verdicts_on_hand_made_intervals():
+    # (mean, low, high, n)
+    assert (
+        mb.verdict((5.6, 2.9, 8.3, 5), (4.0, 1.0, 7.0, 5)) == "reproduced"
+    )  # each mean in the other's interval
+    assert mb.verdict((5.6, 2.9, 8.3, 5), (-4.0, -15.2, 7.2, 5)) == "partly"  # 5.6 in B's, -4.0 not in A's
+    assert mb.verdict((5.6, 2.9, 8.3, 5), (-4.0, -5.0, -3.0, 5)) == "not"
+    assert mb.verdict((0.0, 0.0, 0.0, 5), (0.0, 0.0, 0.0, 2)) == "reproduced"  # equal degenerate intervals
+
+
+def test_machine_rows_line_up_arms_gains_and_comparisons(tmp_path):
+    def results(sft, arm, gain, diff, cut, cpu):
+        stat = lambda m, hw: {"n": 3, "mean": m, "half_width": hw}  # noqa: E731
+        return {
+            "seeds": [0, 1, 2],
+            "numerics": {"0": {"cpu_model": cpu, "aten_cpu_capability": "avx2"}},
+            "arms": {
+                "untrained": {"success": stat(0, 0)},
+                "sft": {"success": stat(*sft)},
+                "x": {"success": stat(*arm)},
+            },
+            "gain_points": {"x": stat(*gain)},
+            "comparisons": [
+                {
+                    "base": "sft",
+                    "arm": "x",
+                    "success_diff_points": stat(*diff),
+                    "cost_cut_percent": stat(*cut),
+                }
+            ],
+        }
+
+    for folder, cpu, vals in (
+        ("a", "AMD EPYC", ((0.10, 0.05), (0.20, 0.04), (10.0, 3.0), (10.0, 3.0), (40.0, 20.0))),
+        ("b", "Intel Xeon", ((0.12, 0.05), (0.10, 0.02), (-2.0, 3.0), (4.0, 8.0), (45.0, 10.0))),
+    ):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "learning_e.json").write_text(json.dumps(results(*vals, cpu)))
+    out = mb.main(
+        ["--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--names", "e", "--out", str(tmp_path / "m")]
+    )
+    got = {r["quantity"]: r["verdict"] for r in out["rows"]}
+    assert got == {
+        "sft: held-out success": "reproduced",  # 10 ± 5 % and 12 ± 5 %
+        "x: held-out success": "not",  # 20 ± 4 % and 10 ± 2 %
+        "x − SFT: success gain": "not",  # +10 ± 3 and -2 ± 3
+        "x − sft: success difference": "partly",  # 10 in [-4, 12]; 4 not in [7, 13]
+        "x vs sft: cost cut": "reproduced",
+    }
+    assert {k: v for k, v in out["counts"].items() if k != "welch_contains_0"} == {
+        "reproduced": 2,
+        "partly": 1,
+        "not": 2,
+    }
+    assert out["machines"]["e"]["a"] == "AMD EPYC, ATen avx2"
+    md = (tmp_path / "m.md").read_text()
+    assert "| e | x: held-out success, % | +20.0 ± 4.0 (n=3) | +10.0 ± 2.0 (n=3) | not | -10.0 [" in md
+    with pytest.raises(SystemExit):
+        mb.main(
+            [
+                "--a",
+                str(tmp_path / "a"),
+                "--b",
+                str(tmp_path / "b"),
+                "--names",
+                "missing",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+
+
+def test_welch_difference_of_means_by_hand():
+    # A: n=5, sd 2.6077 (mean -1.6); B: every seed 0. Var of the difference 2.6077^2/5 = 1.3600, all from A, so
+    # Welch's df = 4 (A's own), t = 2.776, half-width 2.776 * 1.1662 = 3.237
+    a = {"n": 5, "mean": -1.6, "sd": 2.6077}
+    b = {"n": 5, "mean": 0.0, "sd": 0.0}
+    d, lo, hi = mb.welch(a, b)
+    assert (
+        d == pytest.approx(1.6)
+        and lo == pytest.approx(1.6 - 3.237, abs=1e-3)
+        and hi == pytest.approx(4.837, abs=1e-3)
+    )
+    # equal spreads and sizes: df = 2(n-1) = 8, t = 2.306; var = 2 * 4/5 = 1.6 -> half-width 2.306 * 1.2649 = 2.917
+    d, lo, hi = mb.welch({"n": 5, "mean": 10.0, "sd": 2.0}, {"n": 5, "mean": 7.0, "sd": 2.0}, scale=1.0)
+    assert d == pytest.approx(-3.0) and hi - d == pytest.approx(2.917, abs=1e-3)
+    # scale applies to both the difference and the spread (fractions -> percent)
+    d, lo, hi = mb.welch({"n": 5, "mean": 0.10, "sd": 0.02}, {"n": 5, "mean": 0.07, "sd": 0.02}, scale=100.0)
+    assert d == pytest.approx(-3.0) and hi - d == pytest.approx(2.917, abs=1e-3)
+    assert mb.welch({"n": 3, "mean": 0.0, "sd": 0.0}, {"n": 3, "mean": 0.0, "sd": 0.0}) == (0.0, 0.0, 0.0)
+
+
+def test_docs_quote_the_second_machine_comparison(tmp_path):
+    """docs/algorithms.md's second-machine table is benchmarks/results/intel-xeon/machines.md verbatim, which is what
+    benchmarks/machines.py computes from the recorded files; the Intel files ran on an Intel CPU with the AVX2 pin,
+    the AMD files they are compared with on an AMD one."""
+    folder = ROOT / "benchmarks" / "results" / "intel-xeon"
+    recorded = (folder / "machines.md").read_text()
+    assert recorded.strip() in (ROOT / "docs" / "algorithms.md").read_text()
+    res = json.loads((folder / "machines.json").read_text())
+    for name in res["machines"]:
+        intel = json.loads((folder / f"learning_{name}.json").read_text())
+        amd = json.loads((ROOT / "benchmarks" / "results" / f"learning_{name}.json").read_text())
+        assert all(
+            "Intel" in n["cpu_model"] and n["aten_cpu_capability"] == "avx2"
+            for n in intel["numerics"].values()
+        )
+        assert all(
+            "AMD" in n["cpu_model"] and n["aten_cpu_capability"] == "avx2" for n in amd["numerics"].values()
+        )
+    args = ["--a", str(ROOT / res["a"]), "--b", str(ROOT / res["b"]), "--names", ",".join(res["machines"])]
+    mb.main([*args, "--out", str(tmp_path / "m")])
+    again = (tmp_path / "m.md").read_text().replace(str(ROOT) + "/", "")
+    assert again == recorded
