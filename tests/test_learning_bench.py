@@ -1,23 +1,17 @@
-"""benchmarks/learning.py: the statistics over seeds on hand-computed cases, and the README quoting its results."""
+"""benchmarks/learning.py and benchmarks/machines.py: the statistics over seeds and machines on hand-computed cases, and
+the README and docs quoting their results."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
+from tests.benchmarks import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("learning_bench", ROOT / "benchmarks" / "learning.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-lb = _load()
+lb = load_benchmark("learning")
+mb = load_benchmark("machines")
 
 
 def test_t_quantiles_match_the_table_and_approach_the_normal():
@@ -191,16 +185,6 @@ def test_docs_quote_the_second_isa_ablation_comparisons(path):
     assert {n["aten_cpu_capability"] for n in res["numerics"].values()} == {"default"}  # every seed, that ISA
     docs = (ROOT / "docs" / "algorithms.md").read_text()
     assert path.read_text().strip() in docs, f"docs/algorithms.md does not quote {path.relative_to(ROOT)}"
-
-
-def _load_machines():
-    spec = importlib.util.spec_from_file_location("machines_bench", ROOT / "benchmarks" / "machines.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mb = _load_machines()
 
 
 def test_machine_verdicts_on_hand_made_intervals():

@@ -1,23 +1,15 @@
 """benchmarks/otc.py: OTC vs GRPO over seeds on hand-made summaries, and the docs quoting its results file."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
+from tests.benchmarks import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("otc_bench", ROOT / "benchmarks" / "otc.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ob = _load()
+ob = load_benchmark("otc")
 
 
 def summary(seed: int, sft: tuple, grpo: tuple, otc: tuple, **args) -> dict:
