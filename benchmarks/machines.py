@@ -64,12 +64,11 @@ def welch(sa: dict[str, Any], sb: dict[str, Any], scale: float = 1.0) -> tuple[f
 
 
 def _interval(stat: dict[str, Any], scale: float = 1.0) -> tuple[float, float, float, int]:
-    """(mean, low, high, n) of a learning.py summary (`mean`, `half_width` or `low`/`high`, `n`), times `scale`."""
+    """(mean, low, high, n) of a learning.py summary (`mean`, `half_width`, `n`), times `scale`; one seed (half-width
+    None) gives the point."""
     mean = float(stat["mean"]) * scale
-    if "half_width" in stat and stat["half_width"] is not None and not math.isnan(float(stat["half_width"])):
-        hw = float(stat["half_width"]) * scale
-        return mean, mean - hw, mean + hw, int(stat["n"])
-    return mean, float(stat["low"]) * scale, float(stat["high"]) * scale, int(stat["n"])
+    hw = float(stat.get("half_width") or 0.0) * scale
+    return mean, mean - hw, mean + hw, int(stat["n"])
 
 
 def verdict(a: tuple[float, float, float, int], b: tuple[float, float, float, int], tol: float = 1e-9) -> str:
@@ -77,6 +76,11 @@ def verdict(a: tuple[float, float, float, int], b: tuple[float, float, float, in
     a_in_b = b[1] - tol <= a[0] <= b[2] + tol
     b_in_a = a[1] - tol <= b[0] <= a[2] + tol
     return "reproduced" if a_in_b and b_in_a else "partly" if a_in_b or b_in_a else "not"
+
+
+def _comparisons(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """A results file's paired comparisons: the list `comparisons`, or the single `comparison` (one ARM)."""
+    return res.get("comparisons") or ([res["comparison"]] if res.get("comparison") else [])
 
 
 def rows_for(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
@@ -104,12 +108,8 @@ def rows_for(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, 
     for arm, stat in a.get("gain_points", {}).items():
         if arm in b.get("gain_points", {}):
             add(f"{arm} − SFT: success gain", "points", stat, b["gain_points"][arm])
-    comps_a = a.get("comparisons") or ([a["comparison"]] if a.get("comparison") else [])
-    comps_b = {
-        (c["base"], c["arm"]): c
-        for c in (b.get("comparisons") or ([b["comparison"]] if b.get("comparison") else []))
-    }
-    for c in comps_a:
+    comps_b = {(c["base"], c["arm"]): c for c in _comparisons(b)}
+    for c in _comparisons(a):
         other = comps_b.get((c["base"], c["arm"]))
         if other is None:
             continue

@@ -195,6 +195,8 @@ def test_machine_verdicts_on_hand_made_intervals():
     assert mb.verdict((5.6, 2.9, 8.3, 5), (-4.0, -15.2, 7.2, 5)) == "partly"  # 5.6 in B's, -4.0 not in A's
     assert mb.verdict((5.6, 2.9, 8.3, 5), (-4.0, -5.0, -3.0, 5)) == "not"
     assert mb.verdict((0.0, 0.0, 0.0, 5), (0.0, 0.0, 0.0, 2)) == "reproduced"  # equal degenerate intervals
+    # one seed: no interval (half-width None), the point, scaled
+    assert mb._interval({"n": 1, "mean": 0.1, "half_width": None}, 100.0) == (10.0, 10.0, 10.0, 1)
 
 
 def test_machine_rows_line_up_arms_gains_and_comparisons(tmp_path):

@@ -191,7 +191,7 @@ def test_this_process_runs_the_kernels_its_environment_names():
     """Runs after the in-process tests above: an ATEN_CPU_CAPABILITY set for the test run is still what torch runs
     (it was not decided while a test had cleared the variable)."""
     isa = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
-    if isa not in ("default", "avx2", "avx512") or not numerics.is_x86():
+    if isa not in numerics.ISAS or not numerics.is_x86():
         pytest.skip("ATEN_CPU_CAPABILITY is not set to an x86-64 kernel ISA for this run")
     got = fix_this_process_kernels()
     if got is None:

@@ -74,9 +74,8 @@ def test_docker_oom_kill_inside_the_container_is_reported(docker_ok):
         "    pids.append(pid)\n"
         "print(sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids))\n"
     )
-    marker = (
-        Path.cwd() / "oom"
-    )  # conmon's OOM marker goes to the engine's working directory, never the caller's
+    # conmon's OOM marker goes to the engine's working directory, never the caller's
+    marker = Path.cwd() / "oom"
     had_marker = marker.exists()
     with make_sandbox("docker", limits=Limits(total_memory_mb=256, memory_mb=200, wall_s=20)) as sb:
         r = sb.run_python(code)
