@@ -345,13 +345,29 @@ class BrowserEnv(TurnEnv):
                 if failures > 1 or time.monotonic() > deadline:
                     return None, exc
                 log.debug("page read raced a navigation, reading again: %s", str(exc).split("\n", 1)[0])
-                try:
-                    page.wait_for_load_state("load", timeout=max(1.0, deadline - time.monotonic()) * 1000)
-                except Exception as wait_exc:
-                    if not self._is_playwright_error(wait_exc):
-                        raise
-                    if _is_closed_error(wait_exc) or not self._pool.alive():
-                        return None, wait_exc
+                died = self._wait_until_loaded(page, deadline)
+                if died is not None:
+                    return None, died
+
+    def _wait_until_loaded(self, page: Any, deadline: float) -> BaseException | None:
+        """Wait until the document now in `page` has loaded, after a read raced a navigation. Playwright's
+        `wait_for_load_state` answers from the load states it last heard of, and right after the race these can
+        still be the dying document's: it then returns at once and the read lands in a page still `loading` or
+        `interactive`. So the new document's own `readyState` decides. Returns the exception when the browser
+        died, else None (also at the deadline or on another error: the read that follows reports what is wrong)."""
+        while True:
+            timeout_ms = max(1.0, deadline - time.monotonic()) * 1000
+            try:
+                page.wait_for_load_state("load", timeout=timeout_ms)
+                page.wait_for_function("() => document.readyState === 'complete'", timeout=timeout_ms)
+                return None
+            except Exception as exc:
+                if not self._is_playwright_error(exc):
+                    raise
+                if _is_closed_error(exc) or not self._pool.alive():
+                    return exc
+                if not _is_navigation_error(exc) or time.monotonic() > deadline:
+                    return None  # e.g. a page that never finishes loading: read it as it is
 
     def _read(self, page: Any) -> tuple[observe.PageState, PageStatus]:
         """The page as the agent sees it and the episode's status. Default: wait for a navigation in flight and

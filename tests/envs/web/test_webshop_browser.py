@@ -2,7 +2,9 @@
 
 import os
 import signal
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gymnasium as gym
 import pytest
@@ -166,25 +168,61 @@ def test_crash_recovery_and_close_leaves_no_chromium(shops):
     assert left == {}, f"Chromium processes left after close(): {left}"
 
 
-def test_a_read_that_races_a_navigation_is_read_again(shops):
+@pytest.fixture
+def slow_page():
+    """A real HTTP server whose page stays `interactive` for 0.5 s after it commits: its image answers late."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            image = self.path.startswith("/img")
+            if image:
+                time.sleep(0.5)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/gif" if image else "text/html")
+            self.end_headers()
+            try:
+                self.wfile.write(
+                    b"GIF89a" if image else b"<html><body><p>slow</p><img src='/img'></body></html>"
+                )
+            except OSError:  # the browser left the page before the image came
+                pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/page"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_read_that_races_a_navigation_is_read_again(shops, slow_page):
     """A submit returns before the new document commits; a read landing in the dying context must be retried on the
-    new page, never reported as a dead browser (the race CI once hit after press("Enter"))."""
+    new page once it has loaded, never reported as a dead browser (the race CI once hit after press("Enter")), and
+    never read while the new page is still loading: right after the race Playwright's own load state can still be
+    the old document's (its `wait_for_load_state` then returned at once and the read found `interactive`, about one
+    try in two)."""
     env = gym.make(ID)
     try:
         env.reset(seed=3, options={"split": "test"})
         inner = env.unwrapped
-        calls = []
+        for i in range(4):
+            calls = []
 
-        def read(page):
-            calls.append(page.url)
-            if len(calls) == 1:  # navigate away while this very evaluate is running
-                return page.evaluate(
-                    "() => { location.reload(); return new Promise((r) => setTimeout(r, 5000)); }"
-                )
-            return page.evaluate("() => document.readyState")
+            def read(page, calls=calls, url=f"{slow_page}?try={i}"):
+                calls.append(page.url)
+                if len(calls) == 1:  # navigate away while this very evaluate is running
+                    return page.evaluate(
+                        "(u) => { location.href = u; return new Promise((r) => setTimeout(r, 5000)); }", url
+                    )
+                return page.evaluate("() => [document.readyState, location.href]")
 
-        value, exc = inner.in_browser(inner._read_page, read)
-        assert exc is None and value == "complete" and len(calls) >= 2
+            value, exc = inner.in_browser(inner._read_page, read)
+            assert exc is None and value == ["complete", f"{slow_page}?try={i}"] and len(calls) >= 2, (
+                value,
+                exc,
+            )
         assert not inner.crashed
         # and the real thing, many times over: search by pressing Enter never kills the episode
         for i in range(6):
