@@ -182,6 +182,16 @@ def explain(exc: BaseException) -> str:
     return f"{lines[0]} ({reasons[-1]})" if reasons else lines[0]
 
 
+def navigation_pending(exc: BaseException) -> bool:
+    """Playwright timed out after the action itself was done, while it waited for a navigation the action started
+    (a submit to a server slower than the action's timeout): the action happened and the page is on its way, which
+    is not the agent's error."""
+    text = str(exc)
+    return (
+        "timeout" in text.split("\n", 1)[0].lower() and "waiting for scheduled navigations to finish" in text
+    )
+
+
 def element_selector(eid: int) -> str:
     return f'[data-tg-id="{int(eid)}"]'
 
@@ -212,7 +222,8 @@ def _drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> No
 
 def execute(page: Any, action: Action, allowed_origins: list[str], timeout_ms: float = 1500) -> None:
     """Apply `action` to a Playwright page. Raises `ActionError` for problems the agent caused (unknown id, an
-    element that is not an input, a disallowed origin); Playwright errors (timeouts, closed browser) propagate."""
+    element that is not an input, a disallowed origin); Playwright errors (timeouts, closed browser, a navigation
+    still pending after the action was done: `navigation_pending`) propagate."""
     from playwright.sync_api import Error as PlaywrightError
 
     name, args = action.name, action.args
@@ -231,7 +242,7 @@ def execute(page: Any, action: Action, allowed_origins: list[str], timeout_ms: f
             else:
                 loc.select_option(label=args[1], timeout=timeout_ms)
         except PlaywrightError as exc:
-            if "closed" in str(exc).split("\n", 1)[0].lower():
+            if "closed" in str(exc).split("\n", 1)[0].lower() or navigation_pending(exc):
                 raise
             raise ActionError(f"{action} failed: {explain(exc)}") from None
     elif name == "press":
@@ -239,7 +250,7 @@ def execute(page: Any, action: Action, allowed_origins: list[str], timeout_ms: f
             page.keyboard.press(args[0])
         except PlaywrightError as exc:
             msg = str(exc).split("\n", 1)[0]
-            if "closed" in msg.lower():
+            if "closed" in msg.lower() or navigation_pending(exc):
                 raise
             raise ActionError(f"press(): {msg}") from None
     elif name == "type":

@@ -31,7 +31,7 @@ import numpy as np
 
 from turngym.envs.core import Outcome, TurnEnv
 from turngym.envs.web import observe
-from turngym.envs.web.actions import ACTION_HELP, ActionError, execute, parse_action
+from turngym.envs.web.actions import ACTION_HELP, ActionError, execute, navigation_pending, parse_action
 from turngym.envs.web.browser import BrowserConfig, BrowserThread, acquire_pool, release_pool
 from turngym.envs.web.server import StaticServer, acquire_server, release_server
 from turngym.errors import ConfigError, EnvError
@@ -54,6 +54,7 @@ SEEDED_RANDOM_INIT = """
 # Two animation frames: what a script queued for the next rendering (an `autofocus`, a layout) has happened.
 SETTLE_JS = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => done(0))))"
 READ_DEADLINE_S = 15.0
+NAVIGATION_TIMEOUT_S = 10.0  # how long a step waits for the page an action started loading (as `goto`: 10 s)
 _NAVIGATION_ERRORS = (
     "execution context was destroyed",
     "cannot find context",
@@ -298,6 +299,7 @@ class BrowserEnv(TurnEnv):
             log.warning("parse_action(%.80r) raised %s: %s", action, type(exc).__name__, exc)
             err = f"the action could not be parsed ({type(exc).__name__}: {str(exc)[:200]})"
             return self._observe(prefix=f"Invalid action: {err}", invalid=err)
+        document = self._document_id(self._page)
         try:
             execute(self._page, parsed, self.allowed_origins, timeout_ms=self.action_timeout_ms)
         except ActionError as exc:
@@ -307,9 +309,46 @@ class BrowserEnv(TurnEnv):
                 raise
             if _is_closed_error(exc) or not self._pool.alive():
                 return self._crash(exc)
-            msg = str(exc).split("\n", 1)[0]
-            return self._observe(prefix=f"Action failed: {parsed}: {msg}", invalid=f"{parsed} failed: {msg}")
+            if not navigation_pending(exc):
+                msg = str(exc).split("\n", 1)[0]
+                return self._observe(
+                    prefix=f"Action failed: {parsed}: {msg}", invalid=f"{parsed} failed: {msg}"
+                )
+            died = self._await_navigation(self._page, document)  # the action was done; its page is on its way
+            if died is not None:
+                return self._crash(died)
         return self._observe(prefix=f"Last action: {parsed}")
+
+    def _document_id(self, page: Any) -> float | None:
+        """An id of the document now in `page` (its `performance.timeOrigin`: a new document, even a reload of the
+        same URL, gets a new one), or None when it cannot be read (e.g. a navigation is committing)."""
+        try:
+            return float(page.evaluate("() => performance.timeOrigin"))
+        except Exception as exc:
+            if not self._is_playwright_error(exc):
+                raise
+            return None
+
+    def _await_navigation(self, page: Any, document: float | None) -> BaseException | None:
+        """After an action whose navigation was still pending when the action's timeout ran out: wait (up to
+        NAVIGATION_TIMEOUT_S) until a new document replaces `document`, then until it has loaded. Without this the
+        observation could be the old page, which stays `complete` until the new one commits. Returns the exception
+        when the browser died, else None (also when nothing committed in time: the page is then read as it is)."""
+        deadline = time.monotonic() + NAVIGATION_TIMEOUT_S
+        while document is not None and time.monotonic() < deadline:
+            try:
+                if page.evaluate("() => performance.timeOrigin") != document:
+                    break
+                page.wait_for_timeout(50)
+            except Exception as exc:
+                if not self._is_playwright_error(exc):
+                    raise
+                if _is_closed_error(exc) or not self._pool.alive():
+                    return exc
+                if not _is_navigation_error(exc):
+                    return None
+                break  # the old document died: the new one is committing
+        return self._wait_until_loaded(page, deadline)
 
     def _crash(self, exc: BaseException) -> Outcome:
         self.crashed = True

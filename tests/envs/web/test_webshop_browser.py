@@ -170,7 +170,8 @@ def test_crash_recovery_and_close_leaves_no_chromium(shops):
 
 @pytest.fixture
 def slow_page():
-    """A real HTTP server whose page stays `interactive` for 0.5 s after it commits: its image answers late."""
+    """A real HTTP server whose pages stay `interactive` for 0.5 s after they commit (their image answers late);
+    its form at /form submits to /result, which answers 1.5 s late."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -178,15 +179,19 @@ def slow_page():
 
         def do_GET(self):
             image = self.path.startswith("/img")
+            if image or self.path.startswith("/result"):
+                time.sleep(0.5 if image else 1.5)
             if image:
-                time.sleep(0.5)
+                body = b"GIF89a"
+            elif self.path.startswith("/form"):
+                body = b"<html><body><form action='/result'><input name='q'><button>Send</button></form></body></html>"
+            else:
+                body = f"<html><body><h1>at {self.path}</h1><img src='/img'></body></html>".encode()
             self.send_response(200)
             self.send_header("Content-Type", "image/gif" if image else "text/html")
             self.end_headers()
             try:
-                self.wfile.write(
-                    b"GIF89a" if image else b"<html><body><p>slow</p><img src='/img'></body></html>"
-                )
+                self.wfile.write(body)
             except OSError:  # the browser left the page before the image came
                 pass
 
@@ -195,6 +200,35 @@ def slow_page():
     yield f"http://127.0.0.1:{server.server_port}/page"
     server.shutdown()
     server.server_close()
+
+
+def test_an_action_whose_page_loads_slower_than_its_timeout_did_not_fail(shops, slow_page):
+    """A click on a submit button whose server answers after the action's timeout: Playwright times out waiting for
+    the navigation the click started. The click happened, so it is not a failed (invalid) action, and the
+    observation is the new page once it has loaded, not the old one (which stays `complete` until the new one
+    commits). Pressing Enter in the form (Playwright's own 10 s wait) gives the same page."""
+    env = gym.make(
+        ID, action_timeout_ms=600
+    )  # long enough to find the button under load, shorter than /result
+    try:
+        env.reset(seed=3, options={"split": "test"})
+        inner = env.unwrapped
+        form = slow_page.replace("/page", "/form")
+        for i, action in enumerate(["click", "press", "click"]):
+            inner.in_browser(lambda u=f"{form}?try={i}": inner._page.goto(u))
+            obs, *_ = env.step("noop()")
+            lines = obs["text"].splitlines()
+            box = next(ln for ln in lines if " input" in ln).strip().split("]")[0][1:]
+            send = next(ln for ln in lines if '"Send"' in ln).strip().split("]")[0][1:]
+            env.step(f'fill({box}, "q{i}")')
+            act = f"click({send})" if action == "click" else 'press("Enter")'
+            obs, r, term, trunc, info = env.step(act)
+            assert not info["invalid_action"] and not info["error"], (act, info["error"])
+            assert f"at /result?q=q{i}" in obs["text"], (act, obs["text"][:300])
+            assert inner.in_browser(lambda: inner._page.evaluate("() => document.readyState")) == "complete"
+        assert not inner.crashed
+    finally:
+        env.close()
 
 
 def test_a_read_that_races_a_navigation_is_read_again(shops, slow_page):
