@@ -55,8 +55,13 @@ def marker_processes(marker: str) -> list[int]:
     return out
 
 
+# A probe after an attack asks "does the sandbox still answer, and correctly?", not "within the attack's limit": on a
+# loaded machine starting a container alone can take longer than ATTACK_LIMITS.wall_s.
+ALIVE_TIMEOUT_S = 30.0
+
+
 def _alive(sb: Sandbox) -> bool:
-    r = sb.run_python("print('alive')")
+    r = sb.run_python("print('alive')", timeout=ALIVE_TIMEOUT_S)
     return r.stdout.strip() == "alive"
 
 
@@ -260,11 +265,15 @@ def forge_reply(sb: Sandbox) -> AttackResult:
         "    print('wrote')\nexcept OSError as e:\n    print('denied', e.strerror)\n"
     )
     res = sb.run_python(code)
-    nxt = sb.run_python("print('next')")
-    ok = "FORGED" not in res.stdout and nxt.stdout == "next\n"
-    return AttackResult(
-        ok, "the host read a forged reply" if not ok else "the worker's pipes are not reachable", _obs(res)
-    )
+    # a forged line the host took for a reply would shift every later reply by one
+    nxt = sb.run_python("print('next')", timeout=ALIVE_TIMEOUT_S)
+    if "FORGED" in res.stdout + nxt.stdout:
+        detail = "the host read a forged reply"
+    elif nxt.stdout != "next\n":
+        detail = f"the next call did not get its own reply ({_obs(nxt)})"
+    else:
+        detail = "the worker's pipes are not reachable"
+    return AttackResult(detail.startswith("the worker's"), detail, _obs(res))
 
 
 def background_leftovers(sb: Sandbox) -> AttackResult:
