@@ -214,7 +214,7 @@ def test_an_action_whose_page_loads_slower_than_its_timeout_did_not_fail(shops, 
         env.reset(seed=3, options={"split": "test"})
         inner = env.unwrapped
         form = slow_page.replace("/page", "/form")
-        for i, action in enumerate(["click", "press", "click"]):
+        for i, action in enumerate(["click", "press"]):
             inner.in_browser(lambda u=f"{form}?try={i}": inner._page.goto(u))
             obs, *_ = env.step("noop()")
             lines = obs["text"].splitlines()
