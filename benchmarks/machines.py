@@ -1,11 +1,13 @@
 """Does a second machine reproduce a learning benchmark? Compare two `benchmarks/learning.py` results folders.
 
     .venv/bin/python benchmarks/machines.py --a benchmarks/results --b benchmarks/results/intel-xeon \\
-        --names abl_spa,abl_distill,abl_slim_sirl --out benchmarks/results/intel-xeon/machines
+        --names abl_spa,abl_distill,abl_slim_sirl --out benchmarks/results/intel-xeon/machines \\
+        [--metrics success,valid_action_rate,cost]
 
 For each experiment NAME, reads `learning_NAME.json` from both folders (each written by `benchmarks/learning.py`, the
 same command on two machines or ISA settings) and lines up, per quantity, the two means with their 95% t-intervals
-over seeds: each arm's held-out success, each RL arm's paired gain over SFT, and each `--compare` comparison's
+over seeds: each arm's held-out success (and, with `--metrics`, its valid-action rate, cost or turns), each RL arm's
+paired gain over SFT (of success; of the valid-action rate when that is compared), and each `--compare` comparison's
 success difference and relative cost cut. A quantity is **reproduced** when each mean lies inside the other's
 interval, **partly** when one does, **not** when neither does (an interval of width 0 — every seed gave the same
 number — contains only that number). Beside it, the difference of the means B − A with its Welch 95% t-interval (the
@@ -78,13 +80,25 @@ def verdict(a: tuple[float, float, float, int], b: tuple[float, float, float, in
     return "reproduced" if a_in_b and b_in_a else "partly" if a_in_b or b_in_a else "not"
 
 
+# metric of a learning.py arm -> (label, unit, scale from the recorded value to the unit)
+METRICS = {
+    "success": ("success", "%", 100.0),
+    "valid_action_rate": ("valid actions", "%", 100.0),
+    "cost": ("cost", "per episode", 1.0),
+    "turns": ("turns", "per episode", 1.0),
+}
+
+
 def _comparisons(res: dict[str, Any]) -> list[dict[str, Any]]:
     """A results file's paired comparisons: the list `comparisons`, or the single `comparison` (one ARM)."""
     return res.get("comparisons") or ([res["comparison"]] if res.get("comparison") else [])
 
 
-def rows_for(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    """The compared quantities of one experiment, present in both results files."""
+def rows_for(
+    name: str, a: dict[str, Any], b: dict[str, Any], metrics: tuple[str, ...] = ("success",)
+) -> list[dict[str, Any]]:
+    """The compared quantities of one experiment, present in both results files: per arm each of `metrics` (and
+    the paired gain over SFT of success and of the valid-action rate), then each `--compare` comparison."""
     out: list[dict[str, Any]] = []
 
     def add(quantity: str, unit: str, sa: dict[str, Any], sb: dict[str, Any], scale: float = 1.0) -> None:
@@ -101,13 +115,16 @@ def rows_for(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, 
             }
         )
 
-    for arm, stats in a["arms"].items():
-        if arm == "untrained" or arm not in b["arms"]:
-            continue
-        add(f"{arm}: held-out success", "%", stats["success"], b["arms"][arm]["success"], 100.0)
-    for arm, stat in a.get("gain_points", {}).items():
-        if arm in b.get("gain_points", {}):
-            add(f"{arm} − SFT: success gain", "points", stat, b["gain_points"][arm])
+    for metric in metrics:
+        label, unit, scale = METRICS[metric]
+        for arm, stats in a["arms"].items():
+            if arm == "untrained" or arm not in b["arms"] or metric not in stats:
+                continue
+            add(f"{arm}: held-out {label}", unit, stats[metric], b["arms"][arm][metric], scale)
+        gains = {"success": "gain_points", "valid_action_rate": "valid_gain_points"}.get(metric)
+        for arm, stat in a.get(gains, {}).items() if gains else ():
+            if arm in b.get(gains, {}):
+                add(f"{arm} − SFT: {label} gain", "points", stat, b[gains][arm])
     comps_b = {(c["base"], c["arm"]): c for c in _comparisons(b)}
     for c in _comparisons(a):
         other = comps_b.get((c["base"], c["arm"]))
@@ -129,9 +146,14 @@ def machine(results: dict[str, Any]) -> str:
     return f"{num.get('cpu_model', '?')}, ATen {num.get('aten_cpu_capability', '?')}"
 
 
-def fmt(i: tuple[float, float, float, int]) -> str:
+def fmt(i: tuple[float, float, float, int], digits: int = 1) -> str:
     mean, low, high, n = i
-    return f"{mean:+.1f} ± {(high - low) / 2:.1f} (n={n})"
+    return f"{mean:+.{digits}f} ± {(high - low) / 2:.{digits}f} (n={n})"
+
+
+def _digits(row: dict[str, Any]) -> int:
+    """Decimals of a row: 1 for percent and points, 2 for per-episode cost and turns."""
+    return 2 if row["unit"] == "per episode" else 1
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -140,10 +162,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--b", required=True, help="results folder of the second machine")
     ap.add_argument("--names", required=True, help="comma-separated experiment names (learning_NAME.json)")
     ap.add_argument("--out", required=True, help="output path without suffix: OUT.json and OUT.md")
+    ap.add_argument(
+        "--metrics",
+        default="success",
+        help=f"comma-separated per-arm quantities compared, of: {', '.join(METRICS)} (default: success)",
+    )
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.names.split(",") if n.strip()]
     if not names:
         ap.error("--names is empty")
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    unknown = [m for m in metrics if m not in METRICS]
+    if not metrics or unknown:
+        ap.error(f"--metrics {args.metrics!r}: expected some of {', '.join(METRICS)}")
     rows, machines = [], {}
     for name in names:
         files = [Path(folder) / f"learning_{name}.json" for folder in (args.a, args.b)]
@@ -154,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
         a, b = (json.loads(f.read_text()) for f in files)
         machines[name] = {"a": machine(a), "b": machine(b), "seeds_a": a["seeds"], "seeds_b": b["seeds"]}
-        rows += rows_for(name, a, b)
+        rows += rows_for(name, a, b, metrics)
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("reproduced", "partly", "not")}
     zero = sum(r["b_minus_a"][1] <= 0.0 <= r["b_minus_a"][2] for r in rows)
     counts["welch_contains_0"] = zero
@@ -169,8 +200,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "| experiment | quantity | A | B | verdict | B − A (Welch 95%) |",
         "| --- | --- | --- | --- | --- | --- |",
         *(
-            f"| {r['experiment']} | {r['quantity']}, {r['unit']} | {fmt(r['a'])} | {fmt(r['b'])} | {r['verdict']} "
-            f"| {r['b_minus_a'][0]:+.1f} [{r['b_minus_a'][1]:+.1f}, {r['b_minus_a'][2]:+.1f}] |"
+            f"| {r['experiment']} | {r['quantity']}, {r['unit']} | {fmt(r['a'], _digits(r))} | {fmt(r['b'], _digits(r))} "
+            f"| {r['verdict']} | {r['b_minus_a'][0]:+.{_digits(r)}f} [{r['b_minus_a'][1]:+.{_digits(r)}f}, "
+            f"{r['b_minus_a'][2]:+.{_digits(r)}f}] |"
             for r in rows
         ),
         "",
@@ -179,7 +211,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"a": args.a, "b": args.b, "machines": machines, "rows": rows, "counts": counts}
+    result = {
+        "a": args.a,
+        "b": args.b,
+        "metrics": list(metrics),
+        "machines": machines,
+        "rows": rows,
+        "counts": counts,
+    }
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -261,6 +261,57 @@ def test_machine_rows_line_up_arms_gains_and_comparisons(tmp_path):
         )
 
 
+def test_machine_rows_of_more_metrics(tmp_path):
+    """--metrics adds per arm the valid-action rate (percent, with its paired gain over SFT) and the cost (two
+    decimals); an arm that lacks a metric gives no row for it; an unknown metric is refused by name."""
+
+    def results(sft_valid, x_valid, x_cost, valid_gain):
+        stat = lambda m, hw: {"n": 5, "mean": m, "half_width": hw}  # noqa: E731
+        return {
+            "seeds": [0, 1, 2, 3, 4],
+            "numerics": {"0": {"cpu_model": "cpu", "aten_cpu_capability": "avx2"}},
+            "arms": {
+                "sft": {"success": stat(0, 0), "valid_action_rate": stat(*sft_valid)},
+                "x": {"success": stat(0, 0), "valid_action_rate": stat(*x_valid), "cost": stat(*x_cost)},
+            },
+            "gain_points": {"x": stat(0, 0)},
+            "valid_gain_points": {"x": stat(*valid_gain)},
+        }
+
+    for folder, vals in (
+        ("a", ((0.50, 0.10), (0.30, 0.05), (0.125, 0.02), (-20.0, 5.0))),
+        ("b", ((0.55, 0.10), (0.60, 0.05), (0.25, 0.02), (5.0, 5.0))),
+    ):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "learning_e.json").write_text(json.dumps(results(*vals)))
+    a, b, m = (str(tmp_path / x) for x in "abm")
+    args = ["--a", a, "--b", b, "--names", "e", "--out", m]
+    only_success = mb.main(args)
+    assert [r["quantity"] for r in only_success["rows"]] == [
+        "sft: held-out success",
+        "x: held-out success",
+        "x − SFT: success gain",
+    ]
+    out = mb.main([*args, "--metrics", "success,valid_action_rate,cost"])
+    got = {r["quantity"]: (r["unit"], r["verdict"]) for r in out["rows"]}
+    assert got == {
+        "sft: held-out success": ("%", "reproduced"),
+        "x: held-out success": ("%", "reproduced"),
+        "x − SFT: success gain": ("points", "reproduced"),
+        "sft: held-out valid actions": ("%", "reproduced"),  # 50 ± 10 and 55 ± 10
+        "x: held-out valid actions": ("%", "not"),  # 30 ± 5 and 60 ± 5
+        "x − SFT: valid actions gain": ("points", "not"),  # -20 ± 5 and +5 ± 5
+        "x: held-out cost": ("per episode", "not"),  # 0.125 ± 0.02 and 0.25 ± 0.02; sft has no cost: no row
+    }
+    assert out["metrics"] == ["success", "valid_action_rate", "cost"]
+    md = (tmp_path / "m.md").read_text()
+    cost = "| e | x: held-out cost, per episode | +0.12 ± 0.02 (n=5) | +0.25 ± 0.02 (n=5) | not | +0.12 ["
+    assert cost in md
+    assert "| e | x: held-out valid actions, % | +30.0 ± 5.0 (n=5) | +60.0 ± 5.0 (n=5) | not | +30.0 [" in md
+    with pytest.raises(SystemExit):
+        mb.main([*args, "--metrics", "success,reward"])
+
+
 def test_welch_difference_of_means_by_hand():
     # A: n=5, sd 2.6077 (mean -1.6); B: every seed 0. Var of the difference 2.6077^2/5 = 1.3600, all from A, so
     # Welch's df = 4 (A's own), t = 2.776, half-width 2.776 * 1.1662 = 3.237
@@ -300,6 +351,7 @@ def test_docs_quote_the_second_machine_comparison(tmp_path):
             "AMD" in n["cpu_model"] and n["aten_cpu_capability"] == "avx2" for n in amd["numerics"].values()
         )
     args = ["--a", str(ROOT / res["a"]), "--b", str(ROOT / res["b"]), "--names", ",".join(res["machines"])]
+    args += ["--metrics", ",".join(res.get("metrics", ["success"]))]
     mb.main([*args, "--out", str(tmp_path / "m")])
     again = (tmp_path / "m.md").read_text().replace(str(ROOT) + "/", "")
     assert again == recorded
