@@ -80,12 +80,13 @@ def verdict(a: tuple[float, float, float, int], b: tuple[float, float, float, in
     return "reproduced" if a_in_b and b_in_a else "partly" if a_in_b or b_in_a else "not"
 
 
-# metric of a learning.py arm -> (label, unit, scale from the recorded value to the unit)
+# metric of a learning.py arm -> (label, unit, scale from the recorded value to the unit, the results file's key of
+# its paired gain over SFT or None)
 METRICS = {
-    "success": ("success", "%", 100.0),
-    "valid_action_rate": ("valid actions", "%", 100.0),
-    "cost": ("cost", "per episode", 1.0),
-    "turns": ("turns", "per episode", 1.0),
+    "success": ("success", "%", 100.0, "gain_points"),
+    "valid_action_rate": ("valid actions", "%", 100.0, "valid_gain_points"),
+    "cost": ("cost", "per episode", 1.0, None),
+    "turns": ("turns", "per episode", 1.0, None),
 }
 
 
@@ -116,12 +117,11 @@ def rows_for(
         )
 
     for metric in metrics:
-        label, unit, scale = METRICS[metric]
+        label, unit, scale, gains = METRICS[metric]
         for arm, stats in a["arms"].items():
             if arm == "untrained" or arm not in b["arms"] or metric not in stats:
                 continue
             add(f"{arm}: held-out {label}", unit, stats[metric], b["arms"][arm][metric], scale)
-        gains = {"success": "gain_points", "valid_action_rate": "valid_gain_points"}.get(metric)
         for arm, stat in a.get(gains, {}).items() if gains else ():
             if arm in b.get(gains, {}):
                 add(f"{arm} − SFT: {label} gain", "points", stat, b[gains][arm])
@@ -151,9 +151,14 @@ def fmt(i: tuple[float, float, float, int], digits: int = 1) -> str:
     return f"{mean:+.{digits}f} ± {(high - low) / 2:.{digits}f} (n={n})"
 
 
-def _digits(row: dict[str, Any]) -> int:
-    """Decimals of a row: 1 for percent and points, 2 for per-episode cost and turns."""
-    return 2 if row["unit"] == "per episode" else 1
+def table_row(r: dict[str, Any]) -> str:
+    """One markdown row; 1 decimal for percent and points, 2 for per-episode cost and turns."""
+    d = 2 if r["unit"] == "per episode" else 1
+    diff, low, high = r["b_minus_a"]
+    return (
+        f"| {r['experiment']} | {r['quantity']}, {r['unit']} | {fmt(r['a'], d)} | {fmt(r['b'], d)} "
+        f"| {r['verdict']} | {diff:+.{d}f} [{low:+.{d}f}, {high:+.{d}f}] |"
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -199,12 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "",
         "| experiment | quantity | A | B | verdict | B − A (Welch 95%) |",
         "| --- | --- | --- | --- | --- | --- |",
-        *(
-            f"| {r['experiment']} | {r['quantity']}, {r['unit']} | {fmt(r['a'], _digits(r))} | {fmt(r['b'], _digits(r))} "
-            f"| {r['verdict']} | {r['b_minus_a'][0]:+.{_digits(r)}f} [{r['b_minus_a'][1]:+.{_digits(r)}f}, "
-            f"{r['b_minus_a'][2]:+.{_digits(r)}f}] |"
-            for r in rows
-        ),
+        *(table_row(r) for r in rows),
         "",
         f"{counts['reproduced']} of {len(rows)} reproduced (each mean inside the other's interval), "
         f"{counts['partly']} partly, {counts['not']} not; the Welch interval of B − A contains 0 in {zero} of {len(rows)}.",
