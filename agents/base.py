@@ -10,6 +10,7 @@ register (`hf:PATH`, `vllm:PATH`, `openai:URL`). `AGENTS` is the registry: name 
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,12 +82,41 @@ class Agent(ABC):
 
 
 class ExpertAgent(Agent):
-    """The env family's scripted expert: asks the env (`env.unwrapped.expert_action()`), which knows the hidden state."""
+    """The env family's scripted expert: asks the env (`env.unwrapped.expert_action()`), which knows the hidden state.
+
+    `admissible=True` (spec `expert:admissible`): the expert restricted to the env's admissible actions, for data
+    that a policy choosing among them (`policy.constrain("admissible")`) can imitate: where the env lists admissible
+    actions and the expert's action is not one of them (case aside), it takes the first admissible action with the
+    same verb (the text before `[` or `(`: WebShop's oracle searches with its own keywords, the page offers one
+    search with the instruction text), else the expert's own action."""
 
     name = "expert"
 
+    def __init__(self, admissible: bool = False):
+        self.admissible = admissible
+
     def act(self, contexts: list[EpisodeContext]) -> list[str]:
-        return [ctx.env.unwrapped.expert_action() for ctx in contexts]
+        acts = [ctx.env.unwrapped.expert_action() for ctx in contexts]
+        if self.admissible:
+            acts = [_project(a, ctx.admissible_actions) for a, ctx in zip(acts, contexts)]
+        return acts
+
+
+def _verb(action: str) -> str:
+    return re.split(r"[\[(]", action.strip(), maxsplit=1)[0].strip().lower()
+
+
+def _project(action: str, admissible: list[str]) -> str:
+    """`action` if it is admissible (or nothing is listed), else the first admissible action with its verb."""
+    if not admissible or action.strip().lower() in {a.strip().lower() for a in admissible}:
+        return action
+    return next((a for a in admissible if _verb(a) == _verb(action)), action)
+
+
+def _expert(arg: str | None = None, **kw: Any) -> ExpertAgent:
+    if arg not in (None, "admissible"):
+        raise ConfigError(f"agent 'expert:{arg}': the expert takes no argument or 'admissible'")
+    return ExpertAgent(admissible=arg == "admissible")
 
 
 class RandomAgent(Agent):
@@ -136,7 +166,7 @@ AgentFactory = Callable[..., Agent]
 AGENTS: Registry = Registry("agent", plugins=("backends",), package="turngym.agents")
 register_agent = decorator(AGENTS)
 AGENTS.register("scripted", lambda arg=None, **kw: ScriptedAgent(arg or ""))
-AGENTS.register("expert", lambda arg=None, **kw: ExpertAgent())
+AGENTS.register("expert", _expert)
 AGENTS.register("random", lambda arg=None, seed=0, **kw: RandomAgent(seed=int(arg) if arg else seed))
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 import turngym  # noqa: F401  (registers the env ids)
 from turngym.agents.base import EpisodeContext, Turn
+from turngym.agents.constraints import constraints_for
 from turngym.agents.parsing import parse_action
 from turngym.agents.policy import TokenPolicy, check_token_policy
 from turngym.agents.prompting import first_user_message, system_text
@@ -75,6 +76,7 @@ class _Live:
     images: list[Any] = field(
         default_factory=list
     )  # the images in input_ids, in order (vision-language policies)
+    allowed: dict[int, list[int]] = field(default_factory=dict)  # constrained positions -> their allowed ids
 
     def add(self, ids: list[int], policy: bool, logprobs: list[float] | None = None, turn: int = -1) -> None:
         self.input_ids.extend(ids)
@@ -248,6 +250,9 @@ class RolloutEngine:
             kw["cache_keys"] = [ep.uid for ep in eps]
         if self.policy.multimodal:  # VLMPolicy: each prompt's images, in order
             kw["images"] = [ep.images for ep in eps]
+        cons = constraints_for(self.policy, [ep.ctx for ep in eps])
+        if cons is not None:  # decoding under the policy's constraint (turngym.agents.constraints)
+            kw["constraints"] = cons
         with self._cond:
             self._kv_keys.update(kw.get("cache_keys", []))
             version = self._version
@@ -514,6 +519,7 @@ class RolloutEngine:
             policy_mask=list(parent.policy_mask[:cut]),
             logprobs=list(parent.logprobs[:cut]),
             turn_index=list(parent.turn_index[:cut]),
+            allowed={pos: ids for pos, ids in parent.allowed.items() if pos < cut},
             rewards=list(parent.rewards[:turn]),
             obs_keys=list(parent.obs_keys[:turn]),
             infos=[dict(i) for i in parent.infos[:turn]],
@@ -563,6 +569,9 @@ class RolloutEngine:
 
     def _record_generation(self, ep: _Live, g: Any) -> None:
         t = len(ep.rewards)
+        for j, ids in enumerate(getattr(g, "allowed", None) or []):
+            if ids is not None:
+                ep.allowed[len(ep.input_ids) + j] = list(ids)
         ep.add(list(g.token_ids), policy=True, logprobs=list(g.logprobs), turn=t)
         ep.messages.append({"role": "assistant", "content": g.text})
         close, matched = self.policy.chat.close_assistant(ep.messages, list(g.token_ids))
@@ -653,6 +662,7 @@ class RolloutEngine:
             group=ep.group,
             episode=ep.episode,
             meta=ep.meta,
+            allowed=ep.allowed,
             **self._image_fields(ep),
         )
 

@@ -42,6 +42,9 @@ class Generation:
     logprobs: list[float]
     text: str
     finish_reason: str  # "stop" (end-of-turn id), "stop_string", "length" or "cancelled"
+    # under a constraint (turngym.agents.constraints): per token, the ids it was sampled among (None: any id), and
+    # `logprobs` are renormalised over them; None when the call was not constrained
+    allowed: list[list[int] | None] | None = None
 
 
 @runtime_checkable
@@ -129,6 +132,7 @@ class TokenPolicyBase(Agent):
 
     kv_reuse: bool = False
     multimodal: bool = False
+    supports_constraints: bool = False  # generate() takes `constraints` (turngym.agents.constraints)
 
     def __init__(
         self,
@@ -168,6 +172,19 @@ class TokenPolicyBase(Agent):
         self.max_context_tokens = max_context_tokens
         self.seed = int(seed)
         self.prompt_hook = prompt_hook  # instructions -> extra system text (e.g. memory.PromptContext)
+        # EpisodeContext -> constraint or None, called before each turn (turngym.agents.constraints; set by `constrain`)
+        self.constraint: Callable[[EpisodeContext], Any] | None = None
+        self.constraint_spec = ""
+
+    def constrain(self, spec: str) -> None:
+        """Decode under the named constraint from now on (`turngym.agents.constraints.make_constraint`: "admissible",
+        "arguments:VERB,..."; "" lifts it): in `act`, in the rollout engine and in greedy evaluation alike."""
+        from turngym.agents.constraints import make_constraint
+
+        if spec and not self.supports_constraints:
+            raise ConfigError(f"{type(self).__name__} cannot decode under a constraint ({spec!r})")
+        self.constraint = make_constraint(spec, self)
+        self.constraint_spec = spec if self.constraint is not None else ""
 
     def settings(self) -> dict[str, Any]:
         """The constructor's sampling settings as keyword arguments (what a replica copies)."""
@@ -219,7 +236,12 @@ class TokenPolicyBase(Agent):
         return [self.chat.prompt_ids(self.messages_for(ctx)) for ctx in contexts], {}
 
     def act(self, contexts: list[EpisodeContext]) -> list[str]:
+        from turngym.agents.constraints import constraints_for
+
         prompts, extra = self.prompts_for(contexts)
+        cons = constraints_for(self, contexts)
+        if cons is not None:
+            extra = {**extra, "constraints": cons}
         actions = []
         for ctx, g in zip(contexts, self.generate(prompts, **extra)):
             parsed = parse_action(g.text, self.parser)

@@ -92,6 +92,7 @@ class PolicySpec:
     model: Any = None  # source=None: the nn.Module to copy
     tokenizer: Any = None  # source=None: its tokenizer
     kind: str = "hf"  # "hf" | "vllm"
+    constraint: str = ""  # the worker's policy decodes under it (`TokenPolicyBase.constrain`; hf only)
 
     def __post_init__(self) -> None:
         if self.kind not in POLICY_KINDS:
@@ -148,23 +149,29 @@ class PolicySpec:
             )
         settings = _sampling_settings(policy)
         settings.update(kv_reuse=policy.kv_reuse, fast_decode=policy.fast_decode)
+        con = getattr(policy, "constraint_spec", "")
         if source is not None:
-            return cls(source, settings)
-        return cls(None, settings, model=policy.model, tokenizer=policy.tokenizer)
+            return cls(source, settings, constraint=con)
+        return cls(None, settings, model=policy.model, tokenizer=policy.tokenizer, constraint=con)
 
     def build(self) -> Any:
         if self.kind == "vllm":
             from turngym.agents.backends.vllm import VLLMPolicy
 
             assert self.source is not None
-            return VLLMPolicy.from_pretrained(self.source, **self.settings)
-        from turngym.agents.backends.hf import HFPolicy
+            p = VLLMPolicy.from_pretrained(self.source, **self.settings)
+        else:
+            from turngym.agents.backends.hf import HFPolicy
 
-        if self.source is not None:
-            return HFPolicy.from_pretrained(self.source, **self.settings)
-        if self.model is None:
-            raise ConfigError("PolicySpec needs a source (checkpoint path, 'tiny') or a model")
-        return HFPolicy(self.model, self.tokenizer, **self.settings)
+            if self.source is not None:
+                p = HFPolicy.from_pretrained(self.source, **self.settings)
+            elif self.model is None:
+                raise ConfigError("PolicySpec needs a source (checkpoint path, 'tiny') or a model")
+            else:
+                p = HFPolicy(self.model, self.tokenizer, **self.settings)
+        if self.constraint:
+            p.constrain(self.constraint)
+        return p
 
 
 def _sampling_settings(policy: Any) -> dict[str, Any]:

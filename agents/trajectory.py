@@ -146,6 +146,9 @@ class TokenEpisode:
       image_inputs        the processor's tensors for those images: {"pixel_values", "image_grid_thw"} (empty
                           without images); run j has image_grid_thw[j].prod() / merge**2 placeholder tokens
       mm_token_type_ids   1 on image placeholder tokens (never policy tokens), 0 elsewhere; None for text episodes
+    Episodes decoded under a constraint (`turngym.agents.constraints`) carry, per constrained policy token k,
+      allowed[k]          the ids token k was sampled among (its `logprobs[k]` is renormalised over them; trainers
+                          renormalise likewise); positions not in it were sampled from the whole vocabulary
     """
 
     input_ids: list[int]
@@ -163,6 +166,7 @@ class TokenEpisode:
     images: list[np.ndarray] = field(default_factory=list)
     image_inputs: dict[str, Any] = field(default_factory=dict)
     mm_token_type_ids: list[int] | None = None
+    allowed: dict[int, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.input_ids)
@@ -183,6 +187,13 @@ class TokenEpisode:
             )
         if not (len(self.rewards) == len(self.obs_keys) == len(self.infos)):
             raise ValueError("TokenEpisode.rewards, obs_keys and infos must have one entry per turn")
+        for k, ids in self.allowed.items():
+            if not 0 <= k < n or not self.policy_mask[k]:
+                raise ValueError(f"TokenEpisode.allowed names position {k}, which is not a policy token")
+            if self.input_ids[k] not in ids:
+                raise ValueError(
+                    f"TokenEpisode.allowed[{k}] does not hold token {k}'s own id {self.input_ids[k]}"
+                )
 
     @property
     def success(self) -> bool:

@@ -90,7 +90,7 @@ class ARPOStrategy(RolloutStrategy):
 
         b = collate([ep])
         with torch.no_grad():
-            ent = shift_entropy(forward_logits(self.model, b), self.cfg.temperature)[0]
+            ent = shift_entropy(forward_logits(self.model, b), self.cfg.temperature, b.allowed)[0]
         h = turn_entropies(ent, b.turn_index[0], self.cfg.arpo_k)
         return (
             branch_probabilities(h, self.cfg.arpo_alpha, self.cfg.arpo_beta)

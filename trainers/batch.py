@@ -2,6 +2,10 @@
 
 Positions line up with `input_ids`: `logprobs[b, k]` is log π(input_ids[b, k] | input_ids[b, :k]), so position 0
 (never a policy token) is 0. Padding is on the right; padded positions have mask 0 and turn_index −1.
+
+Constrained decoding (`turngym.agents.constraints`): episodes sampled under a constraint carry the allowed ids of
+each constrained token; `collate` gathers them into `Batch.allowed` [B, L, W] (−1 padded; a row of −1: free) and
+`shift_logprobs` / `shift_entropy` then use the distribution renormalised over them, the one the sampler drew from.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ class Batch:
     turn_index: Tensor  # [B, L] long, −1 off-policy tokens
     # vision-language episodes: {"mm_token_type_ids" [B, L], and with images "pixel_values", "image_grid_thw"}
     images: dict[str, Tensor] | None = None
+    # constrained episodes: [B, L, W] allowed ids per position, −1 padded (all −1: unconstrained); None: none
+    allowed: Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -41,6 +47,7 @@ class Batch:
                 )
             ),
             images=None if self.images is None else {k: v.to(device) for k, v in self.images.items()},
+            allowed=None if self.allowed is None else self.allowed.to(device),
         )
 
 
@@ -68,7 +75,27 @@ def collate(episodes: list[TokenEpisode], pad_id: int = 0) -> Batch:
         lp[i, :n] = torch.tensor(e.logprobs, dtype=torch.float32) * pm[i, :n]
         ti[i, :n] = torch.tensor(e.turn_index, dtype=torch.long)
     ti = torch.where(pm > 0, ti, torch.full_like(ti, -1))
-    return Batch(ids, att, pm, lp, ti, images=_collate_images(episodes, length))
+    return Batch(
+        ids,
+        att,
+        pm,
+        lp,
+        ti,
+        images=_collate_images(episodes, length),
+        allowed=_collate_allowed(episodes, length),
+    )
+
+
+def _collate_allowed(episodes: list[TokenEpisode], length: int) -> Tensor | None:
+    """[B, L, W] allowed ids of the constrained positions (W: the most any position allows), −1 elsewhere."""
+    if not any(getattr(e, "allowed", None) for e in episodes):
+        return None
+    width = max(len(ids) for e in episodes for ids in e.allowed.values())
+    out = torch.full((len(episodes), length, width), -1, dtype=torch.long)
+    for i, e in enumerate(episodes):
+        for k, ids in e.allowed.items():
+            out[i, k, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out
 
 
 def _collate_images(episodes: list[TokenEpisode], length: int) -> dict[str, Tensor] | None:
@@ -94,21 +121,44 @@ def _collate_images(episodes: list[TokenEpisode], length: int) -> dict[str, Tens
     return out
 
 
-def shift_logprobs(logits: Tensor, input_ids: Tensor, temperature: float = 1.0) -> Tensor:
+def _allowed_logits(logits: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
+    """(the logits of each position's allowed ids [B, L-1, W] with −inf on padding, which positions are constrained
+    [B, L-1]) for shifted `logits` [B, L-1, V] and `allowed` [B, L, W] (aligned with the tokens they constrain)."""
+    a = allowed[:, 1:].to(logits.device)
+    sel = logits.gather(-1, a.clamp(min=0)).masked_fill(a < 0, float("-inf"))
+    return sel, a[..., 0] >= 0
+
+
+def shift_logprobs(
+    logits: Tensor, input_ids: Tensor, temperature: float = 1.0, allowed: Tensor | None = None
+) -> Tensor:
     """Log-prob of each token given its prefix, aligned with input_ids. logits [B, L, V], input_ids [B, L] -> [B, L]
-    (column 0 is 0). `temperature` divides the logits as the sampler did, so ratios compare like with like."""
+    (column 0 is 0). `temperature` divides the logits as the sampler did, so ratios compare like with like.
+    `allowed` [B, L, W] (`Batch.allowed`): at a constrained position the log-prob is renormalised over its allowed
+    ids, z[y]/T − logsumexp_{v allowed} z[v]/T, as the constrained sampler drew it."""
     logits = logits[:, :-1].float()
     if temperature != 1.0:
         logits = logits / temperature
-    lp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    target = input_ids[:, 1:].unsqueeze(-1)
+    lp = torch.log_softmax(logits, dim=-1).gather(-1, target).squeeze(-1)
+    if allowed is not None:
+        sel, on = _allowed_logits(logits, allowed)
+        masked = logits.gather(-1, target).squeeze(-1) - torch.logsumexp(sel, dim=-1)
+        lp = torch.where(on, masked, lp)
     return torch.cat([torch.zeros_like(lp[:, :1]), lp], dim=1)
 
 
-def shift_entropy(logits: Tensor, temperature: float = 1.0) -> Tensor:
-    """Entropy of the distribution each token was drawn from, aligned with input_ids. [B, L, V] -> [B, L]."""
+def shift_entropy(logits: Tensor, temperature: float = 1.0, allowed: Tensor | None = None) -> Tensor:
+    """Entropy of the distribution each token was drawn from, aligned with input_ids. [B, L, V] -> [B, L]; with
+    `allowed`, a constrained position's distribution is the one renormalised over its allowed ids."""
     logits = logits[:, :-1].float()
     if temperature != 1.0:
         logits = logits / temperature
     logp = torch.log_softmax(logits, dim=-1)
     h = -(logp.exp() * logp).sum(-1)
+    if allowed is not None:
+        sel, on = _allowed_logits(logits, allowed)
+        lq = torch.log_softmax(sel, dim=-1)
+        hq = -(lq.exp() * torch.where(torch.isfinite(lq), lq, torch.zeros_like(lq))).sum(-1)
+        h = torch.where(on, hq, h)
     return torch.cat([torch.zeros_like(h[:, :1]), h], dim=1)

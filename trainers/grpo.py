@@ -698,12 +698,12 @@ class GRPOTrainer:
         batch = batch.to(device)
         adv = adv.to(device)
         logits = forward_logits(self.model, batch, cfg.bf16)
-        logp = shift_logprobs(logits, batch.input_ids, cfg.temperature) * batch.policy_mask
+        logp = shift_logprobs(logits, batch.input_ids, cfg.temperature, batch.allowed) * batch.policy_mask
         if self.entropy_terms.needs_grad or needs_entropy(cfg):
-            ent = shift_entropy(logits, cfg.temperature)
+            ent = shift_entropy(logits, cfg.temperature, batch.allowed)
         else:
             with torch.no_grad():
-                ent = shift_entropy(logits.detach(), cfg.temperature)
+                ent = shift_entropy(logits.detach(), cfg.temperature, batch.allowed)
         mask = batch.policy_mask
         old = batch.old_logprobs
         loss, m = POLICY_LOSSES.get_entry(cfg.loss)(
@@ -722,7 +722,7 @@ class GRPOTrainer:
         if cfg.kl_beta > 0:
             with torch.no_grad():
                 ref_logits = forward_logits(self.ref_model, batch, cfg.bf16)
-                ref_lp = shift_logprobs(ref_logits, batch.input_ids, cfg.temperature) * mask
+                ref_lp = shift_logprobs(ref_logits, batch.input_ids, cfg.temperature, batch.allowed) * mask
             kl = aggregate(
                 kl_penalty(logp, ref_lp, cfg.kl_estimator),
                 mask,
@@ -823,7 +823,7 @@ class GRPOTrainer:
             batch = collate([e for e, _ in chunk], self.pad_id).to(device)
             with torch.no_grad():
                 logits = forward_logits(self.model, batch, cfg.bf16)
-                old = shift_logprobs(logits, batch.input_ids, cfg.temperature)
+                old = shift_logprobs(logits, batch.input_ids, cfg.temperature, batch.allowed)
             old = (old * batch.policy_mask).float().cpu()
             rollout, mask = batch.old_logprobs.float().cpu(), batch.policy_mask.float().cpu()
             w, stats = truncated_is_weights(old, rollout, mask, cfg.tis_cap)

@@ -62,11 +62,13 @@ def bpe_tokenizer(
     vocab_size: int = 1024,
     implicit_spaces: bool = False,
     chat_template: str = CHATML_TEMPLATE,
+    lowercase: bool = False,
 ) -> Any:
     """Build a word-level tokenizer of at most `vocab_size` ids (ChatML special tokens first: ids 0-3) from `texts`.
 
     Returns a `transformers.PreTrainedTokenizerFast` with eos `<|im_end|>`, pad `<|endoftext|>` and the chat
-    template (`implicit_spaces`: see the module docstring).
+    template (`implicit_spaces`: see the module docstring). `lowercase`: text is lowercased before it is split (one
+    id for `B04AMS6MWD` on a page and `b04ams6mwd` in `click[...]`; decoded text is lowercase).
     """
     tokenizers = require("tokenizers", extra="train", purpose="training a local tokenizer")
     transformers = require("transformers", extra="train")
@@ -93,7 +95,7 @@ def bpe_tokenizer(
         )
     counts: Counter[str] = Counter()
     for text in corpus:
-        counts.update(piece for piece, _ in pre_tok.pre_tokenize_str(text))
+        counts.update(piece for piece, _ in pre_tok.pre_tokenize_str(text.lower() if lowercase else text))
     # the corpus's multi-character words, most frequent first (ties by the word itself): deterministic
     words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))[: vocab_size - base]
     vocab = {t: i for i, t in enumerate([*SPECIAL, *alphabet, *cont, *words])}
@@ -103,6 +105,8 @@ def bpe_tokenizer(
         )
     )
     tok.pre_tokenizer = pre_tok
+    if lowercase:
+        tok.normalizer = tokenizers.normalizers.Lowercase()
     tok.add_special_tokens(SPECIAL)
     fast = _WordTokenizer(transformers)(
         tokenizer_object=tok,
@@ -144,12 +148,13 @@ def bpe_policy(
     heads: int = 4,
     tie_embeddings: bool = True,
     freeze_embeddings: bool = False,
+    lowercase: bool = False,
     **kwargs: Any,
 ) -> Any:
     """An `HFPolicy` over `tiny_llama` + `bpe_tokenizer(texts)` (kwargs go to HFPolicy)."""
     from turngym.agents.backends.hf import HFPolicy
 
-    tok = bpe_tokenizer(texts, vocab_size=vocab_size, implicit_spaces=implicit_spaces)
+    tok = bpe_tokenizer(texts, vocab_size=vocab_size, implicit_spaces=implicit_spaces, lowercase=lowercase)
     model = tiny_llama(
         len(tok),
         hidden=hidden,

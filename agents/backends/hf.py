@@ -108,6 +108,7 @@ class HFPolicy(TokenPolicyBase):
     """A transformers causal LM as a batched policy. See the module docstring for the generation contract."""
 
     name = "hf"
+    supports_constraints = True
 
     def __init__(
         self,
@@ -166,13 +167,15 @@ class HFPolicy(TokenPolicyBase):
         trainer whose own model is sharded with FSDP; sync it with `load_weights`)."""
         import copy
 
-        return HFPolicy(
+        r = HFPolicy(
             copy.deepcopy(self.model),
             self.tokenizer,
             kv_reuse=self.kv_reuse,
             fast_decode=self.fast_decode,
             **self.settings(),
         )
+        r.constrain(self.constraint_spec)
+        return r
 
     # ---- generation ------------------------------------------------------------------------------------------
     def generate(
@@ -185,6 +188,7 @@ class HFPolicy(TokenPolicyBase):
         seed: int | list[int] | None = None,
         cache_keys: list[Any] | None = None,
         cancel: list[Any] | None = None,
+        constraints: list[Any] | None = None,
     ) -> list[Generation]:
         """Sample one continuation per prompt (a batch, KV-cached).
 
@@ -195,11 +199,15 @@ class HFPolicy(TokenPolicyBase):
         `release_cache`. The rollout engine passes one key per live episode.
         `cancel` (one `threading.Event` per prompt): checked before every decode step; a row whose event is set
         stops there with `finish_reason="cancelled"` (the others go on).
+        `constraints` (one per prompt, None for a free row; `turngym.agents.constraints`): a row samples only among
+        its constraint's allowed ids, with log-probs renormalised over them (recorded in `Generation.allowed`).
         """
         torch = require("torch", extra="train")
         if not prompts:
             return []
-        sampling = self._sampling(prompts, max_new_tokens, temperature, top_p, stop, seed, cancel)
+        sampling = self._sampling(
+            prompts, max_new_tokens, temperature, top_p, stop, seed, cancel, constraints
+        )
         max_new = sampling.max_new
         device = next(self.model.parameters()).device
         n = len(prompts)
@@ -230,7 +238,7 @@ class HFPolicy(TokenPolicyBase):
                     past, nxt = self._step(fast, feed, mask, pos, past)
                     return nxt
 
-                out_ids, out_lp, reason = self._decode(logits, advance, sampling, device)
+                out_ids, out_lp, reason, allowed = self._decode(logits, advance, sampling, device)
             if keys is not None:
                 layers = past.layer_kv(past.length) if fast else self._dynamic_layers(past)
                 if layers is not None:
@@ -238,7 +246,8 @@ class HFPolicy(TokenPolicyBase):
         finally:
             self.model.train(was_training)
         return [
-            Generation(out_ids[i], out_lp[i], self.chat.content_of(out_ids[i]), reason[i]) for i in range(n)
+            Generation(out_ids[i], out_lp[i], self._reply(sampling, i, out_ids[i]), reason[i], allowed[i])
+            for i in range(n)
         ]
 
     def _left_padded(
@@ -369,6 +378,7 @@ class HFPolicy(TokenPolicyBase):
         stop: list[str] | None,
         seed: int | list[int] | None,
         cancel: list[Any] | None,
+        constraints: list[Any] | None = None,
     ) -> _Sampling:
         """generate()'s sampling settings, checked against the batch (non-empty prompts, one seed / cancel event
         per prompt when lists are given); the policy's own settings where an argument is None."""
@@ -384,6 +394,16 @@ class HFPolicy(TokenPolicyBase):
             gens = [torch.Generator().manual_seed(int(seed)) if seed is not None else self._generator]
         if cancel is not None and len(cancel) != n:
             raise ConfigError(f"generate() got {len(cancel)} cancel events for {n} prompts")
+        if constraints is not None:
+            if len(constraints) != n:
+                raise ConfigError(f"generate() got {len(constraints)} constraints for {n} prompts")
+            bad = [c for c in constraints if c is not None and not callable(getattr(c, "allowed", None))]
+            if bad:
+                raise ConfigError(
+                    f"generate(): a constraint needs an allowed(generated) method; got {type(bad[0]).__name__}"
+                )
+            if all(c is None for c in constraints):
+                constraints = None
         return _Sampling(
             max_new=int(max_new_tokens or self.max_new_tokens),
             temp=self.temperature if temperature is None else float(temperature),
@@ -391,16 +411,19 @@ class HFPolicy(TokenPolicyBase):
             stops=self.stop if stop is None else list(stop),
             gens=gens,
             cancel=cancel,
+            constraints=constraints,
         )
 
     def _decode(
         self, logits: Any, advance: Callable[[Any], Any], sampling: _Sampling, device: Any
-    ) -> tuple[list[list[int]], list[list[float]], list[str]]:
+    ) -> tuple[list[list[int]], list[list[float]], list[str], list[list[list[int] | None] | None]]:
         """The decode loop shared by every HF-style backend: from the prefill's last-position logits [n, V], sample
         (or argmax) a token per live row, record its log-prob, stop rows on an end id, a stop string, a cancel event
         (checked before every step) or the token budget; `advance(feed [n, 1])` runs one step and returns the next
         logits (finished rows are fed the pad id). `self._adjust_logits` may mask ids the policy never samples.
-        Returns (token ids, log-probs, finish reason) per row."""
+        A row with a constraint samples among its allowed ids only (the others' logits set to -inf, so its log-probs
+        are renormalised over them). Returns (token ids, log-probs, finish reason, the allowed ids of each token or
+        None for an unconstrained row) per row."""
         torch = require("torch", extra="train")
         n, temp, tp, gens, cancel = (
             logits.shape[0],
@@ -414,6 +437,10 @@ class HFPolicy(TokenPolicyBase):
         out_lp: list[list[float]] = [[] for _ in range(n)]
         reason = ["length"] * n
         live = [True] * n
+        cons = sampling.constraints
+        out_allowed: list[list[list[int] | None] | None] = [
+            [] if cons is not None and cons[i] is not None else None for i in range(n)
+        ]
         for step in range(sampling.max_new):
             if cancel is not None:
                 for i in range(n):
@@ -422,6 +449,9 @@ class HFPolicy(TokenPolicyBase):
                 if not any(live):
                     break
             logits = self._adjust_logits(logits.float())
+            step_allowed: list[list[int] | None] = [None] * n
+            if cons is not None:
+                logits = _constrain(logits, cons, out_ids, live, step_allowed)
             if temp > 0:
                 logp = torch.log_softmax(logits / temp, dim=-1)
                 probs = logp.exp()
@@ -443,6 +473,8 @@ class HFPolicy(TokenPolicyBase):
                     continue
                 out_ids[i].append(toks[i])
                 out_lp[i].append(float(chosen[i]))
+                if out_allowed[i] is not None:
+                    out_allowed[i].append(step_allowed[i])
                 if toks[i] in end_ids:
                     live[i], reason[i] = False, "stop"
                 elif stops and _hits_stop(self.chat, out_ids[i], stops):
@@ -451,7 +483,16 @@ class HFPolicy(TokenPolicyBase):
                 break
             feed = torch.tensor([t if live[i] else self.pad_id for i, t in enumerate(toks)], device=device)
             logits = advance(feed[:, None])
-        return out_ids, out_lp, reason
+        return out_ids, out_lp, reason, out_allowed
+
+    def _reply(self, sampling: _Sampling, i: int, ids: list[int]) -> str:
+        """Row i's reply text: its content, or under a constraint with texts the chosen choice's own text."""
+        text = self.chat.content_of(ids)
+        if sampling.constraints is None or sampling.constraints[i] is None:
+            return text
+        from turngym.agents.constraints import reply_text
+
+        return reply_text(sampling.constraints[i], ids, text)
 
     def _adjust_logits(self, logits: Any) -> Any:
         """Logits [n, V] before sampling; vision-language policies mask ids they never sample."""
@@ -504,6 +545,39 @@ class _Sampling:
     stops: list[str]
     gens: list[Any]
     cancel: list[Any] | None
+    constraints: list[Any] | None = None
+
+
+def _constrain(
+    logits: Any,
+    cons: list[Any],
+    out_ids: list[list[int]],
+    live: list[bool],
+    step_allowed: list[list[int] | None],
+) -> Any:
+    """Logits [n, V] with every id a live constrained row may not sample set to -inf (a copy); fills `step_allowed`
+    with each row's allowed ids (None: free)."""
+    import torch
+
+    logits = logits.clone()
+    for i, c in enumerate(cons):
+        if not live[i] or c is None:
+            continue
+        ids = c.allowed(out_ids[i])
+        if ids is None:
+            continue
+        ids = [int(t) for t in ids]
+        if not ids or min(ids) < 0 or max(ids) >= logits.shape[-1]:
+            raise ConfigError(
+                f"generate(): row {i}'s constraint allows {ids[:8]} after {out_ids[i][-8:]} (needs at least one id "
+                f"in [0, {logits.shape[-1]}); a choice must end with an end-of-turn id)"
+            )
+        idx = torch.tensor(ids, dtype=torch.long, device=logits.device)
+        row = torch.full_like(logits[i], float("-inf"))
+        row[idx] = logits[i, idx]
+        logits[i] = row
+        step_allowed[i] = ids
+    return logits
 
 
 def _top_p(probs: Any, top_p: float) -> Any:

@@ -233,13 +233,15 @@ class VLMPolicy(HFPolicy):
     def replica(self) -> VLMPolicy:
         import copy
 
-        return VLMPolicy(
+        r = VLMPolicy(
             copy.deepcopy(self.model),
             self.processor,
             keep_images=self.keep_images,
             use_images=self.use_images,
             **self.settings(),
         )
+        r.constrain(self.constraint_spec)
+        return r
 
     @property
     def base_model(self) -> Any:
@@ -347,6 +349,7 @@ class VLMPolicy(HFPolicy):
         cache_keys: list[Any] | None = None,
         cancel: list[Any] | None = None,
         images: list[list[np.ndarray]] | None = None,
+        constraints: list[Any] | None = None,
     ) -> list[Generation]:
         """`HFPolicy.generate` with `images`: per prompt, the images of its placeholder runs, in order (None: no
         images anywhere). Positions are the model's multimodal RoPE indices over each row's real tokens, so a row's
@@ -354,7 +357,9 @@ class VLMPolicy(HFPolicy):
         torch = require("torch", extra="train")
         if not prompts:
             return []
-        sampling = self._sampling(prompts, max_new_tokens, temperature, top_p, stop, seed, cancel)
+        sampling = self._sampling(
+            prompts, max_new_tokens, temperature, top_p, stop, seed, cancel, constraints
+        )
         n = len(prompts)
         if images is None:
             images = [[] for _ in prompts]
@@ -413,11 +418,12 @@ class VLMPolicy(HFPolicy):
                     past = _cache_of(out)
                     return out.logits[:, -1, :]
 
-                out_ids, out_lp, reason = self._decode(logits, advance, sampling, device)
+                out_ids, out_lp, reason, allowed = self._decode(logits, advance, sampling, device)
         finally:
             self.model.train(was_training)
         return [
-            Generation(out_ids[i], out_lp[i], self.chat.content_of(out_ids[i]), reason[i]) for i in range(n)
+            Generation(out_ids[i], out_lp[i], self._reply(sampling, i, out_ids[i]), reason[i], allowed[i])
+            for i in range(n)
         ]
 
     def _adjust_logits(self, logits: Any) -> Any:

@@ -78,6 +78,11 @@ class ShopConfig(DemoConfig):
     rl_mini_batch: int = _opt(32, "episodes per RL optimizer step")
     max_turns: int = _opt(10, "turn limit per episode")
     max_new_tokens: int = _opt(24)
+    constrain: str = _opt(
+        "",
+        "decode under this constraint (turngym.agents.constraints): '' (free text) or e.g. 'arguments:view,recommend'"
+        " (the product id in view[...]/recommend[...] is one on screen or the one viewed; the rest stays free)",
+    )
 
 
 def catalog_words(pack: str | Path = PACK) -> str:
@@ -126,6 +131,7 @@ def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
         freeze_embeddings=a.freeze_embeddings,
         max_new_tokens=a.max_new_tokens,
     )
+    policy.constrain(a.constrain)
     return pack, env_kwargs, experts, policy
 
 
