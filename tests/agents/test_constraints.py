@@ -259,7 +259,9 @@ def test_arguments_constraint_on_shopassistant_allows_the_products_on_screen():
     from turngym.agents.base import EpisodeContext
     from turngym.experiments.shopassistant import catalog_words
 
-    policy = bpe_policy([catalog_words(), "view[ recommend[ search[ ] ,"], vocab_size=16384, implicit_spaces=True)
+    policy = bpe_policy(
+        [catalog_words(), "view[ recommend[ search[ ] ,"], vocab_size=16384, implicit_spaces=True
+    )
     policy.constrain("arguments:view,recommend")
     env = gym.make("turngym/ShopAssistant-v0")
     try:
