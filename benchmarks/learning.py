@@ -61,6 +61,8 @@ FAMILIES = {
     "demo": ROOT / "turngym" / "experiments" / "demo.py",
     # a second env family: ShopAssistant-v0 (privileged expert's dialogues -> SFT -> GRPO; docs/trainers.md)
     "shopassistant": ROOT / "turngym" / "experiments" / "shopassistant.py",
+    # a third: WebShop-v0 with a choice policy over the page's admissible actions (constrained decoding; docs/trainers.md)
+    "webshop": ROOT / "turngym" / "experiments" / "webshop.py",
     # a real pretrained model: SmolLM2-135M-Instruct on MiniWoB++ click tasks (SFT warm start -> GRPO; docs/trainers.md)
     "smollm2": ROOT / "turngym" / "experiments" / "smollm2.py",
 }

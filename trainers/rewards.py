@@ -223,6 +223,17 @@ def make_invalid_penalty(coef: float = 0.1) -> Shaper:
     return lambda group, ctx=None: invalid_action_penalty(group, coef)
 
 
+def success_reward(group: Sequence[TokenEpisode]) -> list[list[float]]:
+    """The binary outcome reward: 1 on the last turn of a successful episode (`info["success"]`), 0 on every other
+    turn. What agentic RL papers train WebShop and ALFWorld on (e.g. GiGPO / verl-agent: reward 10·success); an env
+    whose own reward is graded (WebShop's attribute-match score) otherwise pays for buying a near miss."""
+    return [_last_turn(ep, float(ep.success)) for ep in group]
+
+
+def make_success() -> Shaper:
+    return lambda group, ctx=None: success_reward(group)
+
+
 def make_zero() -> Shaper:
     """Hook factory `{"name": "zero"}`: every reward 0, for pure on-policy distillation (the GRPO advantage
     vanishes and only the distillation advantage trains)."""
@@ -272,6 +283,7 @@ def _register() -> None:
         ("hc_grpo", make_hc_grpo),
         ("otc", make_otc),
         ("zero", make_zero),
+        ("success", make_success),
         ("invalid_penalty", make_invalid_penalty),
     ):
         hooks.register_shaper(name, factory)

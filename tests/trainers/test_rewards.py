@@ -336,3 +336,19 @@ def test_trainer_rollout_logs_cost_per_name_next_to_success(tmp_path, one_thread
         assert stats[key] == pytest.approx(want[key])
     # an untrained model writes no valid action: every turn is an invalid action
     assert stats["invalid_actions"] == pytest.approx(2.0)
+
+
+def test_success_reward_is_one_on_the_last_turn_of_a_success_only():
+    from turngym.agents.trajectory import TokenEpisode
+    from turngym.trainers import hooks
+    from turngym.trainers.rewards import success_reward
+
+    def ep(rewards, success):
+        n = len(rewards)
+        infos = [{} for _ in range(n - 1)] + [{"success": success, "score": 0.7}]
+        return TokenEpisode([1], [0], [0.0], [-1], list(rewards), ["k"] * n, infos, "t")
+
+    group = [ep([0.0, 0.0, 0.6], False), ep([0.0, 1.0], True), ep([-0.1], False)]
+    assert success_reward(group) == [[0.0, 0.0, 0.0], [0.0, 1.0], [0.0]]
+    shaper = hooks.REWARD_SHAPERS.get_entry("success")()
+    assert shaper(group, None) == success_reward(group)
