@@ -184,6 +184,11 @@ class UIS1Strategy(RolloutStrategy):
         self.policy = engine.policy
         if getattr(self.policy, "multimodal", False):
             raise ConfigError("rollout_strategy=uis1 supports text policies only (this one is multimodal)")
+        if getattr(self.policy, "constraint", None) is not None:
+            raise ConfigError(
+                "rollout_strategy=uis1 plays its episodes with its own generation calls, which do not decode under "
+                f"a constraint; lift the policy's ({self.policy.constraint_spec!r}) with policy.constrain('')"
+            )
         self.parser = getattr(engine, "parser", "raw")
         probe = gym.make(engine.env_id, **dict(getattr(engine, "env_kwargs", {}) or {}))
         try:

@@ -312,3 +312,13 @@ def test_uis1_needs_an_env_with_an_expert_and_an_engine(lock_pack):
             UIS1Strategy(eng, None, cfg)
     finally:
         del gym.registry[env_id]
+
+
+def test_uis1_refuses_a_constrained_policy(lock_id):
+    from turngym.agents.backends.tiny import tiny_policy
+
+    policy = tiny_policy(seed=0, hidden=16, layers=1, max_new_tokens=16)
+    policy.constrain("admissible")
+    cfg = GRPOConfig(rollout_strategy="uis1")
+    with RolloutEngine(policy, lock_id) as eng, pytest.raises(ConfigError, match="constrain\\(''\\)"):
+        UIS1Strategy(eng, None, cfg)
