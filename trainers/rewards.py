@@ -223,15 +223,21 @@ def make_invalid_penalty(coef: float = 0.1) -> Shaper:
     return lambda group, ctx=None: invalid_action_penalty(group, coef)
 
 
-def success_reward(group: Sequence[TokenEpisode]) -> list[list[float]]:
+def success_reward(group: Sequence[TokenEpisode], env_weight: float = 0.0) -> list[list[float]]:
     """The binary outcome reward: 1 on the last turn of a successful episode (`info["success"]`), 0 on every other
     turn. What agentic RL papers train WebShop and ALFWorld on (e.g. GiGPO / verl-agent: reward 10·success); an env
-    whose own reward is graded (WebShop's attribute-match score) otherwise pays for buying a near miss."""
-    return [_last_turn(ep, float(ep.success)) for ep in group]
+    whose own reward is graded (WebShop's attribute-match score) otherwise pays for buying a near miss.
+
+    `env_weight` > 0 adds the env's own episode reward back, R = success + env_weight · Σ_t r_t (on WebShop with
+    weight 1: 2 for a success, the score in [0, 1) for a near miss), so a group with no success still ranks its
+    episodes by the graded reward while a success outranks every near miss."""
+    if env_weight < 0:
+        raise ConfigError(f"success: env_weight must be >= 0, got {env_weight}")
+    return [_last_turn(ep, float(ep.success) + env_weight * ep.total_reward) for ep in group]
 
 
-def make_success() -> Shaper:
-    return lambda group, ctx=None: success_reward(group)
+def make_success(env_weight: float = 0.0) -> Shaper:
+    return lambda group, ctx=None: success_reward(group, env_weight)
 
 
 def make_zero() -> Shaper:

@@ -63,5 +63,7 @@ def test_rl_reward_success_puts_the_binary_outcome_first():
     a = webshop.parse(["--rl-reward", "success"])
     assert demo.algo_pieces("grpo", a)["reward_shaping"] == [{"name": "success"}]
     assert demo.algo_pieces("grpo", webshop.parse([]))["reward_shaping"] == []
+    both = webshop.parse(["--rl-reward", "success+env"])
+    assert demo.algo_pieces("grpo", both)["reward_shaping"] == [{"name": "success", "env_weight": 1.0}]
     with pytest.raises(ConfigError, match="--rl-reward 'score'"):
         demo.algo_pieces("grpo", webshop.parse(["--rl-reward", "score"]))

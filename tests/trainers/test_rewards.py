@@ -352,3 +352,8 @@ def test_success_reward_is_one_on_the_last_turn_of_a_success_only():
     assert success_reward(group) == [[0.0, 0.0, 0.0], [0.0, 1.0], [0.0]]
     shaper = hooks.REWARD_SHAPERS.get_entry("success")()
     assert shaper(group, None) == success_reward(group)
+    # with the env's reward added back: a success outranks every near miss, near misses keep their order
+    assert success_reward(group, env_weight=1.0) == [[0.0, 0.0, 0.6], [0.0, 2.0], [-0.1]]
+    assert hooks.REWARD_SHAPERS.get_entry("success")(env_weight=1.0)(group, None)[1] == [0.0, 2.0]
+    with pytest.raises(ConfigError, match="env_weight must be >= 0"):
+        success_reward(group, env_weight=-1)

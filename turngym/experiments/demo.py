@@ -159,10 +159,12 @@ def algo_pieces(algo: str, a: DemoConfig, teacher: Any = None, ref: Any = None) 
     if algo not in ALGOS:
         raise ConfigError(f"--algos: unknown {algo!r}; known: {', '.join(ALGOS)}")
     penalty = [{"name": "invalid_penalty", "coef": a.invalid_penalty}] if a.invalid_penalty else []
-    if a.rl_reward not in ("env", "success"):
-        raise ConfigError(f"--rl-reward {a.rl_reward!r}: expected 'env' or 'success'")
+    if a.rl_reward not in ("env", "success", "success+env"):
+        raise ConfigError(f"--rl-reward {a.rl_reward!r}: expected 'env', 'success' or 'success+env'")
     if a.rl_reward == "success":  # the binary outcome replaces the env's reward before any other shaper
         penalty = [{"name": "success"}, *penalty]
+    elif a.rl_reward == "success+env":  # the outcome plus the env's own (graded) reward
+        penalty = [{"name": "success", "env_weight": 1.0}, *penalty]
     if algo in ("grpo", "drgrpo", "rloo", "gigpo"):
         return {"advantage": algo, "reward_shaping": penalty}
     if algo == "sirl":
@@ -283,8 +285,9 @@ class DemoConfig:
     rl_temperature: float = _opt(1.0, "sampling temperature of the RL rollouts")
     rl_reward: str = _opt(
         "env",
-        "what the RL arms are rewarded with: env (the env's own per-turn reward) or success (1 on a successful "
-        "episode's last turn, else 0: trainers.rewards.success_reward)",
+        "what the RL arms are rewarded with: env (the env's own per-turn reward), success (1 on a successful "
+        "episode's last turn, else 0: trainers.rewards.success_reward) or success+env (that plus the env's "
+        "episode reward)",
     )
     ppo_epochs: int = _opt(1)
     rl_mini_batch: int = _opt(16, "episodes per RL optimizer step")
