@@ -101,6 +101,15 @@ def catalog_words(pack: str | Path = PACK) -> str:
 
 def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
     """(pack folder, env kwargs, the expert's successful train episodes, the untrained policy), all from `a`."""
+    return catalog_build(a, ENV_ID, PACK)
+
+
+def catalog_build(
+    a: DemoConfig, env_id: str, pack_name: str, *, lowercase: bool = False
+) -> tuple[Path, dict[str, Any], list[Any], Any]:
+    """A shopping family's `build`: `a.sft_expert`'s successful episodes on the train split of the built-in pack
+    `pack_name`, and the tiny Llama over a word-level tokenizer of their text plus every catalog ASIN (one id per
+    product; `lowercase`: one id whatever the case), decoding under `a.constrain` where the config has it."""
     from turngym.agents.backends.bpe import bpe_policy
     from turngym.agents.base import make_agent
     from turngym.tasks.pack import BUILTIN_DIR
@@ -108,10 +117,10 @@ def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
     if a.tokenizer != "words":
         raise ConfigError(f"--tokenizer {a.tokenizer!r}: this experiment uses 'words' (one id per ASIN)")
     Path(a.out).mkdir(parents=True, exist_ok=True)
-    pack = BUILTIN_DIR / PACK
+    pack = BUILTIN_DIR / pack_name
     env_kwargs = {"task_pack": str(pack)}
     experts = successful_episodes(
-        ENV_ID,
+        env_id,
         make_agent(a.sft_expert),
         a.expert_episodes,
         seed=a.seed,
@@ -123,6 +132,7 @@ def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
         [*episode_texts(experts), catalog_words(pack)],
         vocab_size=a.vocab_size,
         implicit_spaces=True,
+        lowercase=lowercase,
         seed=a.seed,
         hidden=a.hidden,
         layers=a.layers,
@@ -131,8 +141,21 @@ def build(a: DemoConfig) -> tuple[Path, dict[str, Any], list[Any], Any]:
         freeze_embeddings=a.freeze_embeddings,
         max_new_tokens=a.max_new_tokens,
     )
-    policy.constrain(a.constrain)
+    policy.constrain(getattr(a, "constrain", ""))
     return pack, env_kwargs, experts, policy
+
+
+def print_results(res: dict[str, Any], env_id: str, out: str) -> None:
+    """A finished run's held-out numbers, as a shopping experiment's `main` prints them."""
+    print(f"held-out success ({res['eval_tasks']} test tasks of {env_id}, seed {res['seed']}):")
+    print(f"  after SFT: {res['sft_success']:.3f} (valid actions {res['sft_valid_action_rate']:.3f})")
+    for algo, r in res["runs"].items():
+        print(
+            f"  after {algo}: {r['final_success']:.3f} ({r['gain_points']:+.1f} points; best {r['best_success']:.3f};"
+            f" valid actions {r['final_valid_action_rate']:.3f}; cost {r['final_cost']:.3f};"
+            f" turns {r['final_turns']:.2f})"
+        )
+    print(f"  wall time {res['total_seconds']:.0f} s; metrics under {out}")
 
 
 VERDICTS = ("accepted", "changed", "type", "budget", "attribute", "option", "invalid")
@@ -269,14 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     res = demo.run(a, argv, env_id=ENV_ID, build_fn=build)
-    print(f"held-out success ({res['eval_tasks']} test tasks of {ENV_ID}, seed {res['seed']}):")
-    print(f"  after SFT: {res['sft_success']:.3f} (valid actions {res['sft_valid_action_rate']:.3f})")
-    for algo, r in res["runs"].items():
-        print(
-            f"  after {algo}: {r['final_success']:.3f} ({r['gain_points']:+.1f} points; best {r['best_success']:.3f};"
-            f" valid actions {r['final_valid_action_rate']:.3f}; cost {r['final_cost']:.3f})"
-        )
-    print(f"  wall time {res['total_seconds']:.0f} s; metrics under {a.out}")
+    print_results(res, ENV_ID, a.out)
     return 0
 
 
