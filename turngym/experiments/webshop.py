@@ -41,7 +41,6 @@ from turngym.experiments import demo
 from turngym.experiments.demo import DemoConfig, _opt
 from turngym.experiments.shopassistant import ShopConfig, catalog_build, print_results
 
-
 ENV_ID = "turngym/WebShop-v0"
 PACK = "webshop-synth"
 
