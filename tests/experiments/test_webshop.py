@@ -65,5 +65,8 @@ def test_rl_reward_success_puts_the_binary_outcome_first():
     assert demo.algo_pieces("grpo", webshop.parse([]))["reward_shaping"] == []
     both = webshop.parse(["--rl-reward", "success+env"])
     assert demo.algo_pieces("grpo", both)["reward_shaping"] == [{"name": "success", "env_weight": 1.0}]
+    # the outcome comes before every other shaper, HC-GRPO's included
+    hc = demo.algo_pieces("hc_grpo", both)["reward_shaping"]
+    assert hc[0] == {"name": "success", "env_weight": 1.0} and hc[1]["name"] == "hc_grpo"
     with pytest.raises(ConfigError, match="--rl-reward 'score'"):
         demo.algo_pieces("grpo", webshop.parse(["--rl-reward", "score"]))

@@ -155,27 +155,32 @@ ALGOS = {
 def algo_pieces(algo: str, a: DemoConfig, teacher: Any = None, ref: Any = None) -> dict[str, Any]:
     """The GRPOConfig fields that select one `--algos` entry: advantage estimator, reward shapers, extra advantages.
 
-    Every entry keeps the invalid-action penalty (`--invalid-penalty`), so the arms differ only in the method."""
+    Every RL entry keeps the outcome reward (`--rl-reward`) first and the invalid-action penalty
+    (`--invalid-penalty`), so the arms differ only in the method."""
     if algo not in ALGOS:
         raise ConfigError(f"--algos: unknown {algo!r}; known: {', '.join(ALGOS)}")
-    penalty = [{"name": "invalid_penalty", "coef": a.invalid_penalty}] if a.invalid_penalty else []
-    if a.rl_reward not in ("env", "success", "success+env"):
+    outcomes = {
+        "env": [],
+        "success": [{"name": "success"}],
+        "success+env": [{"name": "success", "env_weight": 1.0}],
+    }
+    if a.rl_reward not in outcomes:
         raise ConfigError(f"--rl-reward {a.rl_reward!r}: expected 'env', 'success' or 'success+env'")
-    if a.rl_reward == "success":  # the binary outcome replaces the env's reward before any other shaper
-        penalty = [{"name": "success"}, *penalty]
-    elif a.rl_reward == "success+env":  # the outcome plus the env's own (graded) reward
-        penalty = [{"name": "success", "env_weight": 1.0}, *penalty]
+    outcome = outcomes[a.rl_reward]  # replaces the env's reward before any other shaper
+    penalty = [{"name": "invalid_penalty", "coef": a.invalid_penalty}] if a.invalid_penalty else []
+    shaping = [*outcome, *penalty]
     if algo in ("grpo", "drgrpo", "rloo", "gigpo"):
-        return {"advantage": algo, "reward_shaping": penalty}
+        return {"advantage": algo, "reward_shaping": shaping}
     if algo == "sirl":
         schedule = {"name": "scaling_inter_rl", "stages": a.sirl_stages}
-        return {"advantage": "grpo", "reward_shaping": penalty, "max_turns_schedule": schedule}
+        return {"advantage": "grpo", "reward_shaping": shaping, "max_turns_schedule": schedule}
     if algo == "hc_grpo":
-        return {"advantage": "grpo", "reward_shaping": [{"name": "hc_grpo", "lam": a.hc_lam}, *penalty]}
+        hc = {"name": "hc_grpo", "lam": a.hc_lam}
+        return {"advantage": "grpo", "reward_shaping": [*outcome, hc, *penalty]}
     if algo == "spa":
         return {
             "advantage": "gigpo",
-            "reward_shaping": [*penalty, {"name": "spa", "alpha": 1.0, "beta": 0.5}],
+            "reward_shaping": [*shaping, {"name": "spa", "alpha": 1.0, "beta": 0.5}],
         }
     if algo == "slim":
         slim = {
@@ -185,7 +190,7 @@ def algo_pieces(algo: str, a: DemoConfig, teacher: Any = None, ref: Any = None) 
             "min_exposure": a.slim_every,
             "window": 16,
         }
-        return {"advantage": "grpo", "reward_shaping": [*penalty, slim]}
+        return {"advantage": "grpo", "reward_shaping": [*shaping, slim]}
     if teacher is None:
         raise ConfigError(f"--algos {algo} needs --teacher (a previous run's OUT whose sft/model.pt teaches)")
     spec: dict[str, Any] = {"name": "opd", "teacher": teacher}
