@@ -88,7 +88,7 @@ def collate(episodes: list[TokenEpisode], pad_id: int = 0) -> Batch:
 
 def _collate_allowed(episodes: list[TokenEpisode], length: int) -> Tensor | None:
     """[B, L, W] allowed ids of the constrained positions (W: the most any position allows), −1 elsewhere."""
-    if not any(getattr(e, "allowed", None) for e in episodes):
+    if not any(e.allowed for e in episodes):
         return None
     width = max(len(ids) for e in episodes for ids in e.allowed.values())
     out = torch.full((len(episodes), length, width), -1, dtype=torch.long)
